@@ -10,7 +10,7 @@ export class EndpointParseError extends Error {}
 
 /** Parse "1.2.3.4:5" or "[::1]:5". Throws EndpointParseError with a message naming the input. */
 export function parseEndpoint(text: string, what = "socket address"): Endpoint {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:\[\]]+):(\d+)$/.exec(text);
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
   if (!m) throw new EndpointParseError(`invalid ${what} "${text}": expected IP:PORT or [IPv6]:PORT`);
   const address = m[1] as string;
   const port = Number(m[2]);

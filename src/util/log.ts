@@ -1,4 +1,4 @@
-import { createConsola, type ConsolaInstance } from "consola";
+import { type ConsolaInstance, createConsola } from "consola";
 
 /**
  * Logging via consola. Levels follow the seed tool: error, warn, info, debug, trace.

@@ -1,0 +1,50 @@
+import type { Endpoint } from "./util/endpoint.ts";
+import type { LogLevelName } from "./util/log.ts";
+
+/** A reverse forward: host socket -> a flow inside the tunnel (seed syntax `HOST,[SRC],DST`). */
+export interface ForwardSpec {
+  host: Endpoint;
+  /** Source inside the tunnel; undefined = use the real client's address. Port 0 = round-robin. */
+  source: Endpoint | undefined;
+  destination: Endpoint;
+}
+
+/** Everything a gateway needs, already validated (the CLI turns flags into this). */
+export interface GatewayOptions {
+  /** WireGuard mode: 32-byte keys. GUE mode: `mode: "gue"` and no keys. */
+  mode: "wireguard" | "gue";
+  privateKey?: Uint8Array;
+  peerPublicKey?: Uint8Array;
+  presharedKey?: Uint8Array;
+  /** Where to send handshakes/keepalives before the peer contacts us (`-p`). */
+  peerEndpoint?: Endpoint;
+  /** Persistent keepalive in seconds (`-a`); 0 = off. */
+  keepaliveInterval: number;
+  /** Outer UDP socket (`-b`). */
+  bind: Endpoint;
+  /** DNS server inside the tunnel (`-D`). */
+  dns?: Endpoint;
+  /** Pingable address inside the tunnel (`-P`). */
+  pingable?: string;
+  /** Inner MTU (`--mtu`, default 1420): TCP MSS derives from it. */
+  mtu: number;
+  /** Per-direction per-flow TCP buffer (`--tcp-buffer-size`, default 65535). */
+  tcpBufferSize: number;
+  /** Outgoing packets queued toward the peer before a handshake completes (`--transmit-queue-capacity`). */
+  transmitQueueCapacity: number;
+  /** UDP NAT idle timeout in seconds (default 92, like the seed). */
+  udpIdleTimeout: number;
+  incomingTcp: ForwardSpec[];
+  incomingUdp: ForwardSpec[];
+  logLevel: LogLevelName;
+  /** Write every inner packet to this pcap file (later issue). */
+  pcap?: string;
+}
+
+export const DEFAULTS = {
+  mtu: 1420,
+  tcpBufferSize: 65535,
+  transmitQueueCapacity: 256,
+  udpIdleTimeout: 92,
+  keepaliveInterval: 0,
+} as const;
