@@ -1,0 +1,160 @@
+import type { TcpConnectionApi } from "../netstack/tcp/api.ts";
+import type { FlowAddrs, IpAddr, NetstackApi, NetstackHandlers } from "../netstack/types.ts";
+import type { Clock } from "../util/clock.ts";
+import type { Endpoint } from "../util/endpoint.ts";
+import type { Logger } from "../util/log.ts";
+import { DnsServer } from "./dns-server.ts";
+import { DropCounter } from "./drops.ts";
+import { ipEquals, parseIp } from "./ip-text.ts";
+import { NatTable, tcpNatKey } from "./nat-table.ts";
+import { PingTracker } from "./pingable.ts";
+import { type Resolver, SystemResolver } from "./resolver.ts";
+import { TcpBridge } from "./tcp-bridge.ts";
+import { UdpNat } from "./udp-nat.ts";
+
+export interface GatewayConfig {
+  /** May be given later with attach(): the netstack needs the gateway (its handlers) first. */
+  netstack?: NetstackApi;
+  clock: Clock;
+  log: Logger;
+  /** UDP to this address and port is answered by the built-in DNS server (`-D`). */
+  dns?: Endpoint;
+  /** Echo requests to this address are answered (`-P`). */
+  pingable?: string;
+  /** UDP NAT entries without traffic either way for this long are closed (default 92 s, the seed's). */
+  udpIdleTimeoutMs?: number;
+  /** How long a host-side TCP connect may take before the peer gets a RST (default 10 s). */
+  tcpConnectTimeoutMs?: number;
+  /** The TCP stack's per-direction buffer; the gateway holds at most one socket read on top of it. */
+  tcpBufferSize?: number;
+  resolver?: Resolver;
+}
+
+export interface GatewayStatsSnapshot {
+  liveTcp: number;
+  liveUdp: number;
+  livePing: number;
+  natEntriesCreated: number;
+  /** Bytes held in the gateway's own buffers (TCP host->peer overflow, UDP datagrams awaiting a bind). */
+  bufferedBytes: number;
+  drops: Record<string, number>;
+  dnsQueries: number;
+}
+
+export const DEFAULT_UDP_IDLE_TIMEOUT_MS = 92_000;
+export const DEFAULT_TCP_CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * The NAT between the peer's flows (from the netstack) and the host's OS sockets, like the seed's
+ * router: TCP flows become Bun.connect sockets, UDP flows share one host socket per client
+ * endpoint, UDP to the DNS address is answered locally and echo requests to the pingable address
+ * are answered by the netstack.
+ */
+export class Gateway implements NetstackHandlers {
+  private netstack: NetstackApi | undefined;
+  private readonly log: Logger;
+  private readonly table: NatTable;
+  private readonly drops = new DropCounter();
+  private readonly udp: UdpNat;
+  private readonly dnsServer: DnsServer | undefined;
+  private readonly dnsAddr: IpAddr | undefined;
+  private readonly dnsPort: number;
+  private readonly ping: PingTracker | undefined;
+  private readonly tcpConnectTimeoutMs: number;
+  private closed = false;
+
+  constructor(private readonly config: GatewayConfig) {
+    this.netstack = config.netstack;
+    this.log = config.log;
+    this.table = new NatTable(config.log);
+    this.tcpConnectTimeoutMs = config.tcpConnectTimeoutMs ?? DEFAULT_TCP_CONNECT_TIMEOUT_MS;
+    this.udp = new UdpNat(this.table, {
+      clock: config.clock,
+      log: config.log,
+      drops: this.drops,
+      idleTimeoutMs: config.udpIdleTimeoutMs ?? DEFAULT_UDP_IDLE_TIMEOUT_MS,
+      sendToPeer: (flow, payload) => this.netstack?.sendUdp(flow, payload),
+      sendUnreachable: (original, kind) => this.netstack?.sendUnreachable(original, kind),
+    });
+    this.dnsPort = config.dns?.port ?? -1;
+    if (config.dns) {
+      this.dnsAddr = requireIp(config.dns.address, "DNS address");
+      this.dnsServer = new DnsServer({
+        clock: config.clock,
+        log: config.log,
+        drops: this.drops,
+        resolver: config.resolver ?? new SystemResolver(),
+        reply: (flow, payload) => this.netstack?.sendUdp(flow, payload),
+      });
+    }
+    if (config.pingable !== undefined)
+      this.ping = new PingTracker(requireIp(config.pingable, "pingable address"), this.table, config.clock);
+  }
+
+  attach(netstack: NetstackApi): void {
+    this.netstack = netstack;
+  }
+
+  onTcpConnect(flow: FlowAddrs, conn: TcpConnectionApi): void {
+    if (this.closed) {
+      conn.refuse();
+      return;
+    }
+    const key = tcpNatKey(flow.src, flow.srcPort, flow.dst, flow.dstPort);
+    const bridge = new TcpBridge(key, conn, {
+      clock: this.config.clock,
+      log: this.log,
+      drops: this.drops,
+      connectTimeoutMs: this.tcpConnectTimeoutMs,
+      onFinished: (b) => this.table.remove(b),
+    });
+    if (!this.table.add(bridge)) {
+      // The netstack has no connection for this flow, so an entry left here is stale: a bug.
+      this.log.warn(`NAT entry for ${key} already exists; refusing the new connection`);
+      this.drops.count("tcp_duplicate_flow");
+      conn.refuse();
+      return;
+    }
+    bridge.start(flow);
+  }
+
+  onUdp(flow: FlowAddrs, payload: Uint8Array, packet: Uint8Array): void {
+    if (this.closed) return;
+    if (this.dnsServer && flow.dstPort === this.dnsPort && ipEquals(flow.dst, this.dnsAddr!)) {
+      this.dnsServer.handle(flow, payload);
+      return;
+    }
+    this.udp.forward(flow, payload, packet);
+  }
+
+  onEchoRequest(src: IpAddr, dst: IpAddr): boolean {
+    if (this.closed || !this.ping) return false;
+    return this.ping.onEchoRequest(src, dst);
+  }
+
+  stats(): GatewayStatsSnapshot {
+    return {
+      liveTcp: this.table.count("tcp"),
+      liveUdp: this.table.count("udp"),
+      livePing: this.table.count("ping"),
+      natEntriesCreated: this.table.created,
+      bufferedBytes: this.table.bufferedBytes(),
+      drops: this.drops.snapshot(),
+      dnsQueries: this.dnsServer?.queries ?? 0,
+    };
+  }
+
+  /** Close every flow's OS sockets and timers; later packets are ignored (TCP SYNs refused). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.dnsServer?.close();
+    this.table.closeAll();
+  }
+}
+
+function requireIp(text: string, what: string): IpAddr {
+  const addr = parseIp(text);
+  if (!addr) throw new Error(`invalid ${what} "${text}": not an IP address`);
+  return addr;
+}
