@@ -1,0 +1,191 @@
+/**
+ * Declarative flag tables. parse.ts parses argv strictly against them (citty's parser is lenient:
+ * unknown flags pass silently and a repeated flag keeps only its last value), and main.ts turns
+ * them into citty argument definitions for the --help text.
+ */
+
+export interface FlagSpec {
+  /** Long name without dashes, e.g. "bind-ip-port". */
+  long: string;
+  /** One-letter alias (case-sensitive: -k and -K differ). */
+  short?: string;
+  /** false for a switch. */
+  takesValue: boolean;
+  /** May be given several times (values collect in order). */
+  repeatable?: boolean;
+  valueHint?: string;
+  description: string;
+  /** Shown in --help only; defaults are applied by parse.ts. */
+  defaultText?: string;
+  /** Another long spelling of the same flag. */
+  alias?: string;
+}
+
+const HELP: FlagSpec = { long: "help", short: "h", takesValue: false, description: "show this help" };
+
+/** Flags shared by the main command and `up` (tuning, forwards, logging). */
+const COMMON: FlagSpec[] = [
+  {
+    long: "keepalive-interval",
+    short: "a",
+    takesValue: true,
+    valueHint: "seconds",
+    description: "keepalive interval, in seconds (0 = off)",
+  },
+  {
+    long: "mtu",
+    takesValue: true,
+    valueHint: "bytes",
+    description: "maximum transfer unit to use for TCP",
+    defaultText: "1420",
+  },
+  {
+    long: "tcp-buffer-size",
+    takesValue: true,
+    valueHint: "bytes",
+    description: "in-application TCP buffer size per flow and direction",
+    defaultText: "65535",
+  },
+  {
+    long: "transmit-queue-capacity",
+    takesValue: true,
+    valueHint: "packets",
+    description: "number of outgoing (to the peer) packets to hold in a queue",
+    defaultText: "256",
+  },
+  {
+    long: "udp-idle-timeout",
+    takesValue: true,
+    valueHint: "seconds",
+    description: "forget an idle UDP NAT entry after this many seconds",
+    defaultText: "92",
+  },
+  {
+    long: "incoming-udp",
+    short: "u",
+    takesValue: true,
+    repeatable: true,
+    valueHint: "HOST,[SRC],DST",
+    description: "forward this host UDP port into the tunnel, e.g. -u 0.0.0.0:1234,10.0.2.1:1234,10.0.2.15:1234",
+  },
+  {
+    long: "incoming-tcp",
+    short: "t",
+    takesValue: true,
+    repeatable: true,
+    valueHint: "HOST,[SRC],DST",
+    description:
+      "forward this host TCP port into the tunnel (SRC port 0 = round-robin), e.g. -t 0.0.0.0:1234,,10.0.2.15:1234",
+  },
+  {
+    long: "log-level",
+    takesValue: true,
+    valueHint: "error|warn|info|debug|trace",
+    description: "log verbosity (env WGSLIRPY_LOG)",
+    defaultText: "info",
+  },
+  { long: "pcap", takesValue: true, valueHint: "FILE", description: "write every inner packet to this pcap file" },
+];
+
+export const MAIN_FLAGS: FlagSpec[] = [
+  {
+    long: "private-key",
+    short: "k",
+    takesValue: true,
+    valueHint: "base64",
+    description: 'main private key of this WireGuard node, base64-encoded ("INSECURE" with -K GUE: GUE/FOU mode)',
+  },
+  {
+    long: "private-key-file",
+    short: "f",
+    takesValue: true,
+    valueHint: "FILE",
+    description: "main private key of this WireGuard node (content of a specified file), base64-encoded",
+  },
+  { long: "peer-key", short: "K", takesValue: true, valueHint: "base64", description: "peer's public key" },
+  {
+    long: "preshared-key-file",
+    takesValue: true,
+    valueHint: "FILE",
+    description: "WireGuard preshared key (content of a specified file), base64-encoded",
+  },
+  {
+    long: "peer-endpoint",
+    short: "p",
+    takesValue: true,
+    valueHint: "IP:PORT",
+    description: "address of the peer's UDP socket, where to send keepalives",
+  },
+  {
+    long: "bind-ip-port",
+    short: "b",
+    takesValue: true,
+    valueHint: "IP:PORT",
+    description: "where to bind our own UDP socket for the WireGuard connection",
+  },
+  {
+    long: "dns",
+    short: "D",
+    takesValue: true,
+    valueHint: "IP:PORT",
+    description: "serve a simple A/AAAA-only DNS server on this socket address inside the tunnel",
+  },
+  {
+    long: "pingable",
+    short: "P",
+    takesValue: true,
+    valueHint: "IP",
+    description: "reply to ICMP pings on this single address inside the tunnel",
+  },
+  ...COMMON,
+  HELP,
+];
+
+export const UP_FLAGS: FlagSpec[] = [
+  {
+    long: "bind-ip-port",
+    short: "b",
+    takesValue: true,
+    valueHint: "IP:PORT",
+    description: "where to bind the UDP socket",
+    defaultText: "0.0.0.0:51820",
+  },
+  {
+    long: "public-endpoint",
+    takesValue: true,
+    valueHint: "HOST:PORT",
+    description: "Endpoint written into the peer config (default: the bind address)",
+  },
+  {
+    long: "dns",
+    short: "D",
+    takesValue: true,
+    valueHint: "IP:PORT",
+    description: "DNS server inside the tunnel",
+    defaultText: "10.0.2.1:53",
+  },
+  {
+    long: "pingable",
+    short: "P",
+    takesValue: true,
+    valueHint: "IP",
+    description: "pingable address inside the tunnel",
+    defaultText: "10.0.2.1",
+  },
+  {
+    long: "state-dir",
+    takesValue: true,
+    valueHint: "DIR",
+    description: "where the key pairs live (env WGSLIRPY_STATE_DIR, else $XDG_STATE_HOME/wgslirpy)",
+  },
+  {
+    long: "print-config-only",
+    alias: "dry-run",
+    takesValue: false,
+    description: "create/load the keys, print the peer config and exit",
+  },
+  ...COMMON,
+  HELP,
+];
+
+export const KEYTOOL_FLAGS: FlagSpec[] = [HELP];
