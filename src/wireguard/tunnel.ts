@@ -1,0 +1,548 @@
+/**
+ * A WireGuard peer link: one configured peer, our own Noise handshake, transport encryption and
+ * the wireguard-go timer rules, over any DatagramTransport. Implements IpLink for the netstack.
+ *
+ * Every datagram handler path ends in a counted drop on bad input; nothing throws out of
+ * onDatagram. Received transport packets are decrypted in place (the datagram belongs to us).
+ */
+import type { IpLink } from "../link.ts";
+import type { DatagramTransport } from "../transport/types.ts";
+import type { Clock } from "../util/clock.ts";
+import { type Endpoint, formatEndpoint } from "../util/endpoint.ts";
+import type { Logger } from "../util/log.ts";
+import type { Random } from "../util/random.ts";
+import { type AeadFactory, nobleChaCha20Poly1305 } from "./aead.ts";
+import {
+  MESSAGE_COOKIE_REPLY,
+  MESSAGE_INITIATION,
+  MESSAGE_RESPONSE,
+  MESSAGE_TRANSPORT,
+  PADDING_MULTIPLE,
+  REJECT_AFTER_TIME,
+  REJECT_COUNTER_LIMIT,
+  REKEY_AFTER_MESSAGES,
+  REKEY_AFTER_TIME,
+  REKEY_ON_RECEIVE_AGE,
+  REKEY_TIMEOUT,
+  TAG_SIZE,
+  TRANSPORT_HEADER_SIZE,
+} from "./constants.ts";
+import { CookieChecker, CookieGenerator, cookieSource } from "./cookie.ts";
+import { innerPacketLength } from "./inner.ts";
+import { Keypair, Keypairs } from "./keypair.ts";
+import { generatePrivateKey } from "./keys.ts";
+import {
+  messageType,
+  parseCookieReply,
+  parseInitiation,
+  parseResponse,
+  readU32LE,
+  transportCounterHigh,
+  transportCounterLow,
+  transportReceiver,
+  writeTransportHeader,
+} from "./messages.ts";
+import { NoiseHandshake } from "./noise.ts";
+import { PeerTimers } from "./timers.ts";
+
+export interface WireGuardTunnelConfig {
+  privateKey: Uint8Array;
+  peerPublicKey: Uint8Array;
+  presharedKey?: Uint8Array;
+  /** Initial peer endpoint: with one, start() initiates a handshake towards it. */
+  endpoint?: Endpoint;
+  /** Persistent keepalive interval in seconds; 0 or absent = off. */
+  persistentKeepalive?: number;
+  /** Packets queued while there is no session (default 256); the oldest is dropped when full. */
+  transmitQueueCapacity?: number;
+  transport: DatagramTransport;
+  clock: Clock;
+  random: Random;
+  log: Logger;
+  /** When true, handshake messages need a valid MAC2 (else we answer with a cookie reply). */
+  underLoad?: () => boolean;
+  /** AEAD backend for transport packets (default @noble/ciphers ChaCha20-Poly1305). */
+  aead?: AeadFactory;
+}
+
+/** Drop reasons, counted in stats.drops. */
+export const DROP_REASONS = [
+  "short", // shorter than its message type allows
+  "badType", // unknown type or nonzero reserved bytes
+  "badLength", // handshake message of the wrong size
+  "badMac1",
+  "badMac2", // under load without a valid MAC2: a cookie reply was sent instead
+  "handshakeDecrypt",
+  "unknownPeer",
+  "handshakeReplay",
+  "handshakeFlood",
+  "badState",
+  "badCookie",
+  "unknownIndex",
+  "expired", // transport packet on a keypair older than REJECT_AFTER_TIME
+  "decrypt",
+  "replay",
+  "badInner", // decrypted payload is not a valid IPv4/IPv6 packet
+  "queueFull", // oldest queued packet dropped while waiting for a session
+  "noSession", // queued packets discarded when the handshake gave up
+  "closed",
+  "internal",
+] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
+export interface WireGuardStats {
+  /** Inner IP packets delivered to onPacket / sent (keepalives excluded). */
+  rxPackets: number;
+  txPackets: number;
+  /** Outer bytes of authenticated messages received / all messages sent (like `wg show` transfer). */
+  rxBytes: number;
+  txBytes: number;
+  keepalivesReceived: number;
+  keepalivesSent: number;
+  handshakeInitiationsSent: number;
+  cookieRepliesSent: number;
+  handshakesCompleted: number;
+  /** Wall-clock ms of the last completed handshake, 0 = never. */
+  lastHandshakeAt: number;
+  drops: Record<DropReason, number>;
+}
+
+const EMPTY = new Uint8Array(0);
+const TWO32 = 4294967296;
+/** Counters above this have a high word ≥ 2^21, i.e. ≥ 2^53: see REJECT_COUNTER_LIMIT. */
+const MAX_COUNTER_HIGH = 2 ** 21;
+
+export class WireGuardTunnel implements IpLink {
+  onPacket: (packet: Uint8Array) => void = () => {};
+  readonly stats: WireGuardStats;
+  private currentEndpoint: Endpoint | undefined;
+  private readonly transport: DatagramTransport;
+  private readonly clock: Clock;
+  private readonly random: Random;
+  private readonly log: Logger;
+  private readonly underLoad: () => boolean;
+  private readonly aead: AeadFactory;
+  private readonly handshake: NoiseHandshake;
+  private readonly checker: CookieChecker;
+  private readonly generator: CookieGenerator;
+  readonly keypairs = new Keypairs();
+  readonly timers: PeerTimers;
+  private readonly queueCapacity: number;
+  /** Packets waiting for a session (copies; EMPTY stands for a keepalive). */
+  private staged: Uint8Array[] = [];
+  private lastSentHandshakeAt = Number.NEGATIVE_INFINITY;
+  private sessionCount = 0;
+  private closed = false;
+
+  constructor(cfg: WireGuardTunnelConfig) {
+    this.transport = cfg.transport;
+    this.clock = cfg.clock;
+    this.random = cfg.random;
+    this.log = cfg.log;
+    this.underLoad = cfg.underLoad ?? (() => false);
+    this.aead = cfg.aead ?? nobleChaCha20Poly1305;
+    this.currentEndpoint = cfg.endpoint ? { address: cfg.endpoint.address, port: cfg.endpoint.port } : undefined;
+    this.queueCapacity = Math.max(1, cfg.transmitQueueCapacity ?? 256);
+    this.handshake = new NoiseHandshake(cfg.privateKey, cfg.peerPublicKey, cfg.presharedKey, this.aead);
+    const localPublic = this.handshake.localPublicKey;
+    this.checker = new CookieChecker(localPublic, cfg.clock, cfg.random);
+    this.generator = new CookieGenerator(cfg.peerPublicKey, cfg.clock);
+    const persistentMs = Math.max(0, cfg.persistentKeepalive ?? 0) * 1000;
+    this.timers = new PeerTimers(
+      cfg.clock,
+      cfg.random,
+      {
+        sendKeepalive: () => this.sendKeepalive(),
+        sendHandshakeInitiation: (isRetry) => this.sendHandshakeInitiation(isRetry),
+        handshakeGaveUp: () => this.discardStaged("noSession"),
+        zeroKeyMaterial: () => this.zeroKeyMaterial(),
+        log: (m) => this.log.debug(m),
+      },
+      persistentMs,
+    );
+    const drops = {} as Record<DropReason, number>;
+    for (const r of DROP_REASONS) drops[r] = 0;
+    this.stats = {
+      rxPackets: 0,
+      txPackets: 0,
+      rxBytes: 0,
+      txBytes: 0,
+      keepalivesReceived: 0,
+      keepalivesSent: 0,
+      handshakeInitiationsSent: 0,
+      cookieRepliesSent: 0,
+      handshakesCompleted: 0,
+      lastHandshakeAt: 0,
+      drops,
+    };
+  }
+
+  /** The peer's current address: roams to the source of every authenticated packet. */
+  get endpoint(): Endpoint | undefined {
+    return this.currentEndpoint;
+  }
+
+  start(): void {
+    this.transport.onDatagram = (data, from) => this.onDatagram(data, from);
+    if (!this.currentEndpoint) return;
+    // wireguard-go sends a keepalive at peer start when persistent keepalive is on; either way
+    // the lack of a session makes that a handshake initiation.
+    if (this.timers.persistentKeepaliveMs > 0) this.sendKeepalive();
+    else this.sendHandshakeInitiation(false);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.timers.stopAll();
+    this.keypairs.clear();
+    this.handshake.clear();
+    this.staged = [];
+    this.transport.onDatagram = () => {};
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  send(packet: Uint8Array): void {
+    if (this.closed) {
+      this.stats.drops.closed++;
+      return;
+    }
+    const kp = this.keypairs.current;
+    if (this.staged.length === 0 && kp && this.usable(kp) && this.currentEndpoint) {
+      this.encryptAndSend(kp, packet, this.currentEndpoint);
+      this.keepKeyFreshSending();
+      return;
+    }
+    this.stage(packet.length === 0 ? EMPTY : packet.slice());
+    this.sendStagedPackets();
+  }
+
+  private usable(kp: Keypair): boolean {
+    return kp.sendCounter < REJECT_COUNTER_LIMIT && this.clock.now() - kp.created < REJECT_AFTER_TIME;
+  }
+
+  private stage(packet: Uint8Array): void {
+    if (this.staged.length >= this.queueCapacity) {
+      this.staged.shift();
+      this.stats.drops.queueFull++;
+    }
+    this.staged.push(packet);
+  }
+
+  private discardStaged(reason: DropReason): void {
+    for (const p of this.staged) if (p.length > 0) this.stats.drops[reason]++;
+    this.staged = [];
+  }
+
+  private sendStagedPackets(): void {
+    if (this.staged.length === 0 || this.closed) return;
+    const kp = this.keypairs.current;
+    const to = this.currentEndpoint;
+    if (!kp || !this.usable(kp) || !to) {
+      this.sendHandshakeInitiation(false);
+      return;
+    }
+    const queue = this.staged;
+    this.staged = [];
+    for (const p of queue) this.encryptAndSend(kp, p, to);
+    this.keepKeyFreshSending();
+  }
+
+  private encryptAndSend(kp: Keypair, packet: Uint8Array, to: Endpoint): void {
+    const n = packet.length;
+    const padded = (n + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1);
+    const out = new Uint8Array(TRANSPORT_HEADER_SIZE + padded + TAG_SIZE);
+    const counter = kp.sendCounter++;
+    writeTransportHeader(out, kp.remoteIndex, counter);
+    out.set(packet, TRANSPORT_HEADER_SIZE);
+    kp.send.seal(counter, out.subarray(TRANSPORT_HEADER_SIZE, TRANSPORT_HEADER_SIZE + padded), out.subarray(16));
+    this.timers.anyAuthenticatedPacketTraversal();
+    this.timers.anyAuthenticatedPacketSent();
+    if (n > 0) {
+      this.timers.dataSent();
+      this.stats.txPackets++;
+    } else {
+      this.stats.keepalivesSent++;
+      this.log.debug("Sending keepalive");
+    }
+    this.stats.txBytes += out.length;
+    this.transport.send(out, to);
+  }
+
+  private keepKeyFreshSending(): void {
+    const kp = this.keypairs.current;
+    if (!kp) return;
+    if (kp.sendCounter > REKEY_AFTER_MESSAGES || (kp.isInitiator && this.clock.now() - kp.created > REKEY_AFTER_TIME)) {
+      this.sendHandshakeInitiation(false);
+    }
+  }
+
+  private keepKeyFreshReceiving(): void {
+    if (this.timers.sentLastMinuteHandshake) return;
+    const kp = this.keypairs.current;
+    if (kp?.isInitiator && this.clock.now() - kp.created > REKEY_ON_RECEIVE_AGE) {
+      this.timers.sentLastMinuteHandshake = true;
+      this.sendHandshakeInitiation(false);
+    }
+  }
+
+  private sendKeepalive(): void {
+    if (this.closed) return;
+    if (this.staged.length === 0) this.staged.push(EMPTY);
+    this.sendStagedPackets();
+  }
+
+  private sendHandshakeInitiation(isRetry: boolean): void {
+    if (!isRetry) this.timers.handshakeAttempts = 0;
+    const to = this.currentEndpoint;
+    if (this.closed || !to) return;
+    const now = this.clock.now();
+    if (now - this.lastSentHandshakeAt < REKEY_TIMEOUT) return;
+    this.lastSentHandshakeAt = now;
+    const msg = this.handshake.createInitiation(this.newIndex(), generatePrivateKey(this.random), this.clock.wallNow());
+    if (!msg) return;
+    this.generator.addMacs(msg);
+    this.log.debug("Sending handshake_initiation");
+    this.stats.handshakeInitiationsSent++;
+    this.timers.anyAuthenticatedPacketTraversal();
+    this.timers.anyAuthenticatedPacketSent();
+    this.transmit(msg, to);
+    this.timers.handshakeInitiated();
+  }
+
+  private sendHandshakeResponse(to: Endpoint): void {
+    this.lastSentHandshakeAt = this.clock.now();
+    const msg = this.handshake.createResponse(this.newIndex(), generatePrivateKey(this.random));
+    if (!msg) {
+      this.handshake.clear();
+      this.drop("handshakeDecrypt");
+      return;
+    }
+    this.generator.addMacs(msg);
+    this.beginSession();
+    this.log.debug("Sending handshake_response");
+    this.timers.anyAuthenticatedPacketTraversal();
+    this.timers.anyAuthenticatedPacketSent();
+    this.transmit(msg, to);
+  }
+
+  private transmit(data: Uint8Array, to: Endpoint): void {
+    this.stats.txBytes += data.length;
+    this.transport.send(data, to);
+  }
+
+  /** A fresh nonzero session index not used by a live keypair or the pending handshake. */
+  private newIndex(): number {
+    for (;;) {
+      const idx = this.random.u32();
+      if (idx !== 0 && idx !== this.handshake.localIndex && !this.keypairs.hasIndex(idx)) return idx;
+    }
+  }
+
+  private beginSession(): Keypair | undefined {
+    const keys = this.handshake.deriveKeys();
+    if (!keys) return undefined;
+    const kp = new Keypair(
+      this.aead(keys.sendKey),
+      this.aead(keys.receiveKey),
+      keys.isInitiator,
+      keys.localIndex,
+      keys.remoteIndex,
+      this.clock.now(),
+    );
+    keys.sendKey.fill(0);
+    keys.receiveKey.fill(0);
+    this.keypairs.install(kp);
+    this.timers.sessionDerived();
+    return kp;
+  }
+
+  private handshakeComplete(kp: Keypair): void {
+    this.timers.handshakeComplete(this.clock.now());
+    this.stats.handshakesCompleted++;
+    this.stats.lastHandshakeAt = this.clock.wallNow();
+    this.sessionCount++;
+    this.log.debug(`New session session=${this.sessionCount} local_idx=${kp.localIndex} remote_idx=${kp.remoteIndex}`);
+  }
+
+  private zeroKeyMaterial(): void {
+    this.log.debug(
+      `Removing all keys, since we haven't received a new one in ${(REJECT_AFTER_TIME * 3) / 1000} seconds`,
+    );
+    this.keypairs.clear();
+    this.handshake.clear();
+    this.discardStaged("noSession");
+  }
+
+  // ---------------------------------------------------------------- receiving
+
+  private drop(reason: DropReason): void {
+    this.stats.drops[reason]++;
+  }
+
+  /** Entry point for every outer datagram. Never throws. */
+  onDatagram(data: Uint8Array, from: Endpoint): void {
+    if (this.closed) return;
+    try {
+      this.receive(data, from);
+    } catch (err) {
+      this.drop("internal");
+      this.log.debug(`WireGuard: internal error on datagram from ${formatEndpoint(from)}: ${String(err)}`);
+    }
+  }
+
+  private receive(data: Uint8Array, from: Endpoint): void {
+    const type = messageType(data);
+    if (typeof type === "string") {
+      this.drop(type);
+      return;
+    }
+    switch (type) {
+      case MESSAGE_TRANSPORT:
+        this.receiveTransport(data, from);
+        return;
+      case MESSAGE_INITIATION:
+        if (this.checkMacs(data, from)) this.receiveInitiation(data, from);
+        return;
+      case MESSAGE_RESPONSE:
+        if (this.checkMacs(data, from)) this.receiveResponse(data, from);
+        return;
+      case MESSAGE_COOKIE_REPLY:
+        this.receiveCookieReply(data);
+        return;
+    }
+  }
+
+  /** MAC1 always; MAC2 under load, answering a missing one with a cookie reply. */
+  private checkMacs(data: Uint8Array, from: Endpoint): boolean {
+    if (!this.checker.checkMac1(data)) {
+      this.drop("badMac1");
+      return false;
+    }
+    if (!this.underLoad()) return true;
+    const source = cookieSource(from);
+    if (this.checker.checkMac2(data, source)) return true;
+    const reply = this.checker.createReply(data, readU32LE(data, 4), source);
+    this.log.debug("Sending cookie_reply");
+    this.stats.cookieRepliesSent++;
+    this.transmit(reply, from);
+    this.drop("badMac2");
+    return false;
+  }
+
+  private roam(from: Endpoint): void {
+    const ep = this.currentEndpoint;
+    if (ep && ep.port === from.port && ep.address === from.address) return;
+    this.currentEndpoint = { address: from.address, port: from.port };
+  }
+
+  private receiveInitiation(data: Uint8Array, from: Endpoint): void {
+    const msg = parseInitiation(data);
+    if (typeof msg === "string") {
+      this.drop(msg);
+      return;
+    }
+    const err = this.handshake.consumeInitiation(msg, this.clock.now());
+    if (err) {
+      this.drop(err);
+      return;
+    }
+    this.log.debug(`Received handshake_initiation remote_idx=${msg.sender}`);
+    this.stats.rxBytes += data.length;
+    this.roam(from);
+    this.timers.anyAuthenticatedPacketTraversal();
+    this.timers.anyAuthenticatedPacketReceived();
+    this.sendHandshakeResponse(from);
+  }
+
+  private receiveResponse(data: Uint8Array, from: Endpoint): void {
+    const msg = parseResponse(data);
+    if (typeof msg === "string") {
+      this.drop(msg);
+      return;
+    }
+    const err = this.handshake.consumeResponse(msg);
+    if (err) {
+      this.drop(err === "badState" ? "unknownIndex" : err);
+      return;
+    }
+    this.log.debug(`Received handshake_response local_idx=${msg.receiver} remote_idx=${msg.sender}`);
+    this.stats.rxBytes += data.length;
+    this.roam(from);
+    this.timers.anyAuthenticatedPacketTraversal();
+    this.timers.anyAuthenticatedPacketReceived();
+    const kp = this.beginSession();
+    if (!kp) return;
+    this.handshakeComplete(kp);
+    // Confirms the session to the responder (or flushes the queued packets, which do the same).
+    this.sendKeepalive();
+  }
+
+  private receiveCookieReply(data: Uint8Array): void {
+    const reply = parseCookieReply(data);
+    if (typeof reply === "string") {
+      this.drop(reply);
+      return;
+    }
+    const pending = this.handshake.state === "initiationCreated" && reply.receiver === this.handshake.localIndex;
+    if (!pending && !this.keypairs.hasIndex(reply.receiver)) {
+      this.drop("unknownIndex");
+      return;
+    }
+    if (!this.generator.consumeReply(reply)) {
+      this.drop("badCookie");
+      return;
+    }
+    this.log.debug("Received cookie_reply");
+  }
+
+  private receiveTransport(data: Uint8Array, from: Endpoint): void {
+    const kp = this.keypairs.lookup(transportReceiver(data));
+    if (!kp) {
+      this.drop("unknownIndex");
+      return;
+    }
+    const now = this.clock.now();
+    if (now - kp.created >= REJECT_AFTER_TIME) {
+      this.drop("expired");
+      return;
+    }
+    const high = transportCounterHigh(data);
+    if (high >= MAX_COUNTER_HIGH) {
+      this.drop("replay");
+      return;
+    }
+    const counter = high * TWO32 + transportCounterLow(data);
+    const plain = data.subarray(TRANSPORT_HEADER_SIZE, data.length - TAG_SIZE);
+    if (!kp.receive.open(counter, data.subarray(TRANSPORT_HEADER_SIZE), plain)) {
+      this.drop("decrypt");
+      return;
+    }
+    if (!kp.replay.validate(counter, REJECT_COUNTER_LIMIT)) {
+      this.drop("replay");
+      return;
+    }
+    if (this.keypairs.confirm(kp)) {
+      this.handshakeComplete(kp);
+      this.sendStagedPackets();
+    }
+    this.keepKeyFreshReceiving();
+    this.timers.anyAuthenticatedPacketTraversal();
+    this.timers.anyAuthenticatedPacketReceived();
+    this.roam(from);
+    this.stats.rxBytes += data.length;
+    if (plain.length === 0) {
+      this.stats.keepalivesReceived++;
+      return;
+    }
+    this.timers.dataReceived();
+    const len = innerPacketLength(plain);
+    if (len < 0) {
+      this.drop("badInner");
+      return;
+    }
+    this.stats.rxPackets++;
+    this.onPacket(plain.subarray(0, len));
+  }
+}
