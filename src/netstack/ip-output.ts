@@ -1,0 +1,122 @@
+import type { IpLink } from "../link.ts";
+import { emitIpv4Header, IPV4_DF, IPV4_MF, writeIpv4HeaderChecksum } from "../wire/ipv4.ts";
+import {
+  emitIpv6FragmentHeader,
+  emitIpv6Header,
+  IPV6_FRAGMENT_HEADER,
+  IPV6_HEADER,
+  NH_FRAGMENT,
+} from "../wire/ipv6.ts";
+import { countDrop, type NetstackStats } from "./stats.ts";
+import type { IpAddr, IpOutput } from "./types.ts";
+
+/** TTL / hop limit of every packet we originate (RFC 1700 default, as Linux). */
+export const DEFAULT_TTL = 64;
+
+/**
+ * The IP layer toward the peer. allocate() returns a new buffer with a complete IP header: for
+ * IPv4 the header checksum is filled in at allocate() (every header field is known by then, the
+ * upper layer only writes after the header), so send() has nothing left to do for packets that fit.
+ *
+ * Packets larger than the MTU:
+ * - IPv4: allocate() sets DF only when the packet fits the MTU (so TCP, which sizes segments by
+ *   MSS, always gets DF). Oversized packets are sent without DF and send() fragments them
+ *   (RFC 791 §3.2); an oversized packet with DF set is dropped ("tx-too-big-df").
+ * - IPv6: send() fragments with a fragment header (RFC 8200 §4.5), as the source node may.
+ * Fragments are written into one reusable scratch buffer: IpLink.send() must not keep its argument.
+ */
+export class LinkIpOutput implements IpOutput {
+  private ipv4Id = 0;
+  private ipv6FragmentId = 0;
+  private readonly scratch: Uint8Array;
+
+  constructor(
+    private readonly link: IpLink,
+    readonly mtu: number,
+    private readonly stats: NetstackStats,
+  ) {
+    if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new RangeError(`invalid MTU ${mtu}`);
+    this.scratch = new Uint8Array(mtu);
+  }
+
+  allocate(src: IpAddr, dst: IpAddr, protocol: number, payloadLength: number): Uint8Array {
+    if (src.length === 4) {
+      const total = 20 + payloadLength;
+      if (total > 65535) throw new RangeError(`IPv4 packet of ${total} bytes`);
+      const packet = new Uint8Array(total);
+      const id = this.ipv4Id;
+      this.ipv4Id = (id + 1) & 0xffff;
+      emitIpv4Header(packet, 0, src, dst, protocol, total, id, total <= this.mtu ? IPV4_DF : 0, DEFAULT_TTL);
+      return packet;
+    }
+    if (payloadLength > 65535) throw new RangeError(`IPv6 payload of ${payloadLength} bytes`);
+    const packet = new Uint8Array(IPV6_HEADER + payloadLength);
+    emitIpv6Header(packet, 0, src, dst, protocol, payloadLength, DEFAULT_TTL);
+    return packet;
+  }
+
+  send(packet: Uint8Array): void {
+    if (packet.length <= this.mtu) {
+      this.emit(packet);
+      return;
+    }
+    if ((packet[0] as number) >> 4 === 4) this.fragmentV4(packet);
+    else this.fragmentV6(packet);
+  }
+
+  private emit(packet: Uint8Array): void {
+    this.stats.packetsOut++;
+    this.stats.bytesOut += packet.length;
+    this.link.send(packet);
+  }
+
+  private fragmentV4(packet: Uint8Array): void {
+    const flags = ((packet[6] as number) << 8) | (packet[7] as number);
+    if (flags & IPV4_DF) {
+      countDrop(this.stats, "tx-too-big-df");
+      return;
+    }
+    const hl = ((packet[0] as number) & 0x0f) * 4;
+    const dataLength = packet.length - hl;
+    // Every fragment but the last carries a multiple of 8 data bytes.
+    const chunk = ((this.mtu - hl) >> 3) << 3;
+    const out = this.scratch;
+    for (let off = 0; off < dataLength; off += chunk) {
+      const len = Math.min(chunk, dataLength - off);
+      const more = off + len < dataLength;
+      out.set(packet.subarray(0, hl), 0);
+      out.set(packet.subarray(hl + off, hl + off + len), hl);
+      const total = hl + len;
+      out[2] = total >>> 8;
+      out[3] = total & 0xff;
+      const fo = (more ? IPV4_MF : 0) | (off >> 3);
+      out[6] = fo >>> 8;
+      out[7] = fo & 0xff;
+      writeIpv4HeaderChecksum(out, 0);
+      this.emit(out.subarray(0, total));
+    }
+  }
+
+  /** Our packets carry no extension headers, so the unfragmentable part is the 40-byte header. */
+  private fragmentV6(packet: Uint8Array): void {
+    const nextHeader = packet[6] as number;
+    const dataLength = packet.length - IPV6_HEADER;
+    const chunk = ((this.mtu - IPV6_HEADER - IPV6_FRAGMENT_HEADER) >> 3) << 3;
+    const id = this.ipv6FragmentId;
+    this.ipv6FragmentId = (id + 1) >>> 0;
+    const out = this.scratch;
+    const dataStart = IPV6_HEADER + IPV6_FRAGMENT_HEADER;
+    for (let off = 0; off < dataLength; off += chunk) {
+      const len = Math.min(chunk, dataLength - off);
+      const more = off + len < dataLength;
+      out.set(packet.subarray(0, IPV6_HEADER), 0);
+      const plen = IPV6_FRAGMENT_HEADER + len;
+      out[4] = plen >>> 8;
+      out[5] = plen & 0xff;
+      out[6] = NH_FRAGMENT;
+      emitIpv6FragmentHeader(out, IPV6_HEADER, nextHeader, off, more, id);
+      out.set(packet.subarray(IPV6_HEADER + off, IPV6_HEADER + off + len), dataStart);
+      this.emit(out.subarray(0, dataStart + len));
+    }
+  }
+}
