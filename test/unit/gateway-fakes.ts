@@ -66,6 +66,8 @@ export class FakeConn implements TcpConnectionApi {
   deliveredBytes = 0;
   /** Called after each write, e.g. to sample gateway stats. */
   onWrite: () => void = () => {};
+  /** Test hook after the app's onEstablished (which the gateway owns). */
+  afterEstablished: () => void = () => {};
   /** Called after consume() freed receive space (the test's sender refills). */
   onConsumed: () => void = () => {};
 
@@ -90,6 +92,7 @@ export class FakeConn implements TcpConnectionApi {
       if (this.closedReason) return;
       this.state = "ESTABLISHED";
       this.onEstablished();
+      this.afterEstablished();
     }, 1);
   }
   refuse(): void {
