@@ -38,6 +38,10 @@ export interface UdpTransportStats {
   sendErrors: number;
   /** Datagrams dropped because the queue was full while the socket was congested. */
   queueDrops: number;
+  /** ICMP unreachable reports (ECONNREFUSED) for earlier sends, as the socket's error queue gives them. */
+  unreachable: number;
+  /** Other asynchronous socket errors. */
+  socketErrors: number;
   /** Datagrams received truncated (larger than Bun's receive buffer). */
   truncated: number;
   /** sendMany batches issued. */
@@ -59,6 +63,8 @@ export class UdpTransport implements DatagramTransport {
     bytesOut: 0,
     sendErrors: 0,
     queueDrops: 0,
+    unreachable: 0,
+    socketErrors: 0,
     truncated: 0,
     flushes: 0,
   };
@@ -180,9 +186,11 @@ export class UdpTransport implements DatagramTransport {
   }
 
   /** @internal socket handler */
-  onError(e: Error): void {
-    this.stats.sendErrors++;
-    this.log.debug(`udp socket error: ${e.message}`);
+  onError(e: unknown): void {
+    const code = (e as { code?: unknown } | undefined)?.code;
+    if (code === "ECONNREFUSED") this.stats.unreachable++;
+    else this.stats.socketErrors++;
+    if (this.log.level >= 4) this.log.debug(`udp socket error: ${e instanceof Error ? e.message : String(e)}`);
   }
 
   close(): void {
@@ -220,8 +228,9 @@ export async function openUdpTransport(bind: Endpoint, opts: UdpTransportOptions
       drain() {
         transport?.onDrain();
       },
-      error(_s, err) {
-        transport?.onError(err);
+      // Bun 1.4.4 calls error(err) with `this` = the socket, although its types say (socket, err).
+      error(a: unknown, b?: unknown) {
+        transport?.onError(a instanceof Error ? a : b);
       },
     },
   });

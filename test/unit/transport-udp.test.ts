@@ -113,6 +113,23 @@ describe("UdpTransport", () => {
     expect(a.pending).toBe(0);
   });
 
+  test("ICMP port unreachable for an earlier send is counted, not thrown", async () => {
+    const [a, b] = await pair("127.0.0.1");
+    const dead = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0 });
+    const deadPort = dead.port;
+    dead.close();
+    a.send(new Uint8Array([1]), { address: "127.0.0.1", port: deadPort });
+    await until(() => a.stats.unreachable >= 1, 1000);
+    expect(a.stats.unreachable).toBe(1);
+    expect(a.stats.socketErrors).toBe(0);
+    // The socket keeps working.
+    const got: number[] = [];
+    b.onDatagram = (d) => got.push(d[0] as number);
+    a.send(new Uint8Array([2]), b.local);
+    await until(() => got.length >= 1);
+    expect(got).toEqual([2]);
+  });
+
   test("the queue is bounded; overflow is counted as drops", async () => {
     const a = await openUdpTransport({ address: "127.0.0.1", port: 0 }, { maxQueued: 3 });
     open.push(a);
