@@ -15,12 +15,10 @@ import { type NatEntry, type NatTable, udpNatKey } from "./nat-table.ts";
  *
  * ICMP errors come back: Bun reads the socket's error queue (IP_RECVERR) and reports e.g.
  * ECONNREFUSED through the error handler, without saying which datagram caused it. The flow keeps a
- * copy of the start of the client's last packet in a reusable buffer and quotes that in the ICMP
- * unreachable it sends to the client, which is exact for the usual one-destination flow.
+ * copy of the client's last packet in a reusable buffer (the netstack validates the quoted header's
+ * lengths, so the whole packet; it trims the quote itself) and quotes that in the ICMP unreachable
+ * it sends to the client, which is exact for the usual one-destination flow.
  */
-
-/** How much of the last client packet is kept for quoting (the IPv6 minimum MTU, RFC 4443). */
-const QUOTE_LIMIT = 1280;
 
 const UNREACHABLE_BY_CODE: Record<string, UnreachableKind> = {
   ECONNREFUSED: "port",
@@ -161,10 +159,11 @@ export class UdpFlow implements NatEntry {
   }
 
   private keepForQuote(packet: Uint8Array): void {
-    const n = Math.min(packet.length, QUOTE_LIMIT);
+    const n = packet.length;
     if (n === 0) return;
-    this.lastPacket ??= new Uint8Array(QUOTE_LIMIT);
-    this.lastPacket.set(n === packet.length ? packet : packet.subarray(0, n));
+    // Grows to the largest packet seen, then is reused: one copy per datagram, no allocation.
+    if (!this.lastPacket || this.lastPacket.length < n) this.lastPacket = new Uint8Array(Math.max(n, 1500));
+    this.lastPacket.set(packet);
     this.lastPacketLength = n;
   }
 
