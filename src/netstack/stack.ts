@@ -131,7 +131,7 @@ export class Netstack implements NetstackApi {
     const total = ip.totalLength;
     // Link padding after total length is not part of the datagram.
     if (total < packet.length) packet = packet.subarray(0, total);
-    if (!reassembled && this.martian(ip.src, ip.dst)) return;
+    if (!reassembled && this.martian(packet, 12, 16, 4)) return;
     if (ip.isFragment) {
       const whole = this.reassembler.inputV4(ip);
       if (whole) this.receiveV4(whole, true);
@@ -161,7 +161,7 @@ export class Netstack implements NetstackApi {
       this.drop(walkError);
       return;
     }
-    if (!reassembled && this.martian(ip.src, ip.dst)) return;
+    if (!reassembled && this.martian(packet, 8, 24, 16)) return;
     if (ip.fragmentHeaderOffset >= 0) {
       if (reassembled) {
         this.drop("ipv6-nested-fragment");
@@ -186,12 +186,12 @@ export class Netstack implements NetstackApi {
   }
 
   /** Source must name one host; destination must be unicast (nothing to forward multicast to). */
-  private martian(src: Uint8Array, dst: Uint8Array): boolean {
-    if (isMulticastOrBroadcast(src) || isUnspecified(src)) {
+  private martian(packet: Uint8Array, srcOff: number, dstOff: number, len: number): boolean {
+    if (isMulticastOrBroadcast(packet, srcOff, len) || isUnspecified(packet, srcOff, len)) {
       this.drop("martian-source");
       return true;
     }
-    if (isMulticastOrBroadcast(dst) || isUnspecified(dst)) {
+    if (isMulticastOrBroadcast(packet, dstOff, len) || isUnspecified(packet, dstOff, len)) {
       this.drop("martian-destination");
       return true;
     }

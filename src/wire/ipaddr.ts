@@ -123,20 +123,23 @@ export function isIpv4(addr: IpAddr): boolean {
   return addr.length === 4;
 }
 
-/** True for 224.0.0.0/4 (RFC 5771), 255.255.255.255 and ff00::/8 (RFC 4291 §2.7). */
-export function isMulticastOrBroadcast(addr: IpAddr): boolean {
-  if (addr.length === 4) {
+/**
+ * True for 224.0.0.0/4 (RFC 5771), 255.255.255.255 and ff00::/8 (RFC 4291 §2.7). `off`/`len` let
+ * the receive path test an address in place inside a packet.
+ */
+export function isMulticastOrBroadcast(addr: Uint8Array, off = 0, len = addr.length): boolean {
+  const b0 = addr[off] as number;
+  if (len === 4) {
     return (
-      ((addr[0] as number) & 0xf0) === 0xe0 ||
-      (addr[0] === 255 && addr[1] === 255 && addr[2] === 255 && addr[3] === 255)
+      (b0 & 0xf0) === 0xe0 || (b0 === 255 && addr[off + 1] === 255 && addr[off + 2] === 255 && addr[off + 3] === 255)
     );
   }
-  return addr[0] === 0xff;
+  return b0 === 0xff;
 }
 
-/** True for 0.0.0.0 and :: . */
-export function isUnspecified(addr: IpAddr): boolean {
-  for (let i = 0; i < addr.length; i++) if (addr[i] !== 0) return false;
+/** True for 0.0.0.0 and :: (optionally tested in place at buf[off, off+len)). */
+export function isUnspecified(addr: Uint8Array, off = 0, len = addr.length): boolean {
+  for (let i = off; i < off + len; i++) if (addr[i] !== 0) return false;
   return true;
 }
 
