@@ -1,6 +1,6 @@
 // The gateway under test: `bun src/cli.ts <seed flags>` inside the gw namespace.
 import { resolve } from "node:path";
-import { type BgProcess, exec, rssKiB, spawnBg, waitUntil } from "./netns.ts";
+import { type BgProcess, exec, rssKiB, sleep, spawnBg } from "./netns.ts";
 import { ADDR } from "./topology.ts";
 
 export const REPO_ROOT = resolve(import.meta.dir, "..");
@@ -41,6 +41,7 @@ export function gatewayArgs(c: GatewayConfig): string[] {
 }
 
 export class Gateway {
+  readonly isReference = false;
   private proc: BgProcess | null = null;
   constructor(readonly config: GatewayConfig) {}
 
@@ -61,18 +62,17 @@ export class Gateway {
       env: { ...process.env, WGSLIRPY_LOG: undefined, NO_COLOR: "1", FORCE_COLOR: "0" },
     });
     const port = this.config.bindPort;
-    await waitUntil(
-      `gateway UDP port ${port}`,
-      async () => {
-        if (!this.proc?.running()) throw new Error(`gateway exited:\n${this.log()}`);
-        const r = await exec(this.config.ns, ["ss", "-Hlun", `sport = :${port}`], { timeoutMs: 3000 });
-        return r.stdout.includes(`:${port}`);
-      },
-      timeoutMs,
-      100,
-    ).catch((e) => {
-      throw new Error(`${String(e)}\n--- gateway log ---\n${this.log().slice(-4000)}`);
-    });
+    const deadline = performance.now() + timeoutMs;
+    for (let i = 0; i < 1000; i++) {
+      if (!this.proc.running()) throw new Error(`gateway exited (code ${await this.proc.exited}):\n${this.log()}`);
+      const r = await exec(this.config.ns, ["ss", "-Hlun", `sport = :${port}`], { timeoutMs: 3000 });
+      if (r.stdout.includes(`:${port}`)) return;
+      if (performance.now() > deadline) break;
+      await sleep(100);
+    }
+    throw new Error(
+      `gateway did not bind UDP port ${port} within ${timeoutMs} ms\n--- log ---\n${this.log().slice(-4000)}`,
+    );
   }
 
   running(): boolean {

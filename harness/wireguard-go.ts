@@ -100,6 +100,10 @@ export class WireGuardGo {
     return this.proc?.pid ?? null;
   }
 
+  running(): boolean {
+    return this.proc?.running() ?? false;
+  }
+
   get ifname(): string {
     return this.config.ifname;
   }
