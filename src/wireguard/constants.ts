@@ -4,6 +4,12 @@
  */
 
 export const REKEY_AFTER_MESSAGES = 2 ** 60;
+/**
+ * The send counter that triggers a rekey here. REKEY_AFTER_MESSAGES (2^60) lies beyond the
+ * exact range of JS numbers, so rekey at 2^52, well before REJECT_COUNTER_LIMIT; both are
+ * unreachable in practice (2^52 packets ≈ 140 years at 1M packets/s).
+ */
+export const REKEY_SEND_COUNTER = 2 ** 52;
 /** 2^64 − 2^13 − 1: not representable as a JS number; see REJECT_COUNTER_LIMIT. */
 export const REJECT_AFTER_MESSAGES = 2n ** 64n - 2n ** 13n - 1n;
 /**

@@ -20,9 +20,9 @@ import {
   PADDING_MULTIPLE,
   REJECT_AFTER_TIME,
   REJECT_COUNTER_LIMIT,
-  REKEY_AFTER_MESSAGES,
   REKEY_AFTER_TIME,
   REKEY_ON_RECEIVE_AGE,
+  REKEY_SEND_COUNTER,
   REKEY_TIMEOUT,
   TAG_SIZE,
   TRANSPORT_HEADER_SIZE,
@@ -273,7 +273,7 @@ export class WireGuardTunnel implements IpLink {
   private keepKeyFreshSending(): void {
     const kp = this.keypairs.current;
     if (!kp) return;
-    if (kp.sendCounter > REKEY_AFTER_MESSAGES || (kp.isInitiator && this.clock.now() - kp.created > REKEY_AFTER_TIME)) {
+    if (kp.sendCounter > REKEY_SEND_COUNTER || (kp.isInitiator && this.clock.now() - kp.created > REKEY_AFTER_TIME)) {
       this.sendHandshakeInitiation(false);
     }
   }
@@ -307,8 +307,10 @@ export class WireGuardTunnel implements IpLink {
     this.stats.handshakeInitiationsSent++;
     this.timers.anyAuthenticatedPacketTraversal();
     this.timers.anyAuthenticatedPacketSent();
-    this.transmit(msg, to);
+    // Armed before sending: over a synchronous transport the response (which disarms it) can
+    // arrive inside transmit().
     this.timers.handshakeInitiated();
+    this.transmit(msg, to);
   }
 
   private sendHandshakeResponse(to: Endpoint): void {

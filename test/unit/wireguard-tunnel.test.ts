@@ -10,8 +10,12 @@ describe("WireGuardTunnel handshake and transport", () => {
   test("initiator with an endpoint handshakes at start(); data flows both ways with exact bytes", () => {
     const p = makePair();
     const sent: number[][] = [];
-    p.ti.filter = (d) => (sent.push([typeOf(d), d.length]), true);
-    p.tr.filter = (d) => (sent.push([typeOf(d), d.length]), true);
+    const record = (d: Uint8Array): boolean => {
+      sent.push([typeOf(d), d.length]);
+      return true;
+    };
+    p.ti.filter = record;
+    p.tr.filter = record;
     p.responder.start();
     p.initiator.start();
     // initiation 148, response 92, keepalive 32 (confirms the session to the responder).
@@ -179,7 +183,10 @@ describe("WireGuardTunnel handshake and transport", () => {
     p.responder.start();
     p.initiator.start();
     let pkt: Uint8Array | undefined;
-    p.ti.filter = (d) => ((pkt = d.slice()), false);
+    p.ti.filter = (d) => {
+      pkt = d.slice();
+      return false;
+    };
     p.initiator.send(ipv4(40, 1));
     const moved = { address: "127.0.0.9", port: 40000 };
     const garbage = pkt!.slice();
@@ -195,7 +202,10 @@ describe("WireGuardTunnel handshake and transport", () => {
     const p = makePair({ seed: 42 });
     p.responder.start();
     const valid: Uint8Array[] = [];
-    p.ti.filter = (d) => (valid.push(d.slice()), true);
+    p.ti.filter = (d) => {
+      valid.push(d.slice());
+      return true;
+    };
     p.initiator.start();
     p.initiator.send(ipv4(64, 9));
     const from = { address: "127.0.0.1", port: 51820 };
