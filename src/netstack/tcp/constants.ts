@@ -1,0 +1,32 @@
+/** Timing and sizing choices of the TCP layer, in one place so they are documented once. */
+
+/**
+ * Maximum segment lifetime. RFC 9293 §3.4.2 suggests 2 minutes; a gateway holding one table entry
+ * per flow wants TIME-WAIT short, and the only network it talks to is one WireGuard hop, so 5 s.
+ */
+export const MSL_MS = 5_000;
+/** TIME-WAIT lasts 2*MSL (RFC 9293 §3.6.1). */
+export const TIME_WAIT_MS = 2 * MSL_MS;
+/**
+ * Give up after this many consecutive retransmission timeouts of the same data (RFC 9293 §3.8.3
+ * R2; with the 60 s cap the connection dies after roughly 5 minutes without progress).
+ */
+export const MAX_RETRANSMITS = 10;
+/** Default bound on the whole handshake (SYN received or sent until ESTABLISHED). */
+export const DEFAULT_SYN_TIMEOUT_MS = 30_000;
+/** RFC 9293 §3.7.1: MSS to assume when the peer sends no MSS option. */
+export const DEFAULT_MSS_V4 = 536;
+export const DEFAULT_MSS_V6 = 1220;
+/** RFC 7323 §2.3: the largest window scale shift. */
+export const MAX_WINDOW_SCALE = 14;
+/** Bytes of the timestamp option as we lay it out (NOP NOP TS), taken off the MSS (RFC 6691). */
+export const TIMESTAMP_OPTION_BYTES = 12;
+/** Duplicate ACKs that trigger fast retransmit (RFC 5681 §3.2). */
+export const DUPACK_THRESHOLD = 3;
+
+/** Smallest window scale shift such that a window of `bufferSize` bytes fits in 16 bits. */
+export function windowScaleFor(bufferSize: number): number {
+  let shift = 0;
+  while (shift < MAX_WINDOW_SCALE && 65535 * 2 ** shift < bufferSize) shift++;
+  return shift;
+}

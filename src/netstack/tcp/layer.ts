@@ -1,0 +1,180 @@
+/**
+ * The TCP layer: validates segments from the peer, demultiplexes them to connections by 4-tuple,
+ * creates a connection for a SYN to any address:port (SLiRP-style termination), answers segments
+ * of unknown flows with RST (RFC 9293 §3.10.7.1) and opens connections toward the peer.
+ */
+import type { Clock } from "../../util/clock.ts";
+import type { Logger } from "../../util/log.ts";
+import type { Random } from "../../util/random.ts";
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpView, tcpChecksumValid } from "../../wire/tcp.ts";
+import type { FlowAddrs, IpAddr, IpOutput } from "../types.ts";
+import type { TcpConnectionApi } from "./api.ts";
+import { TcpConnection, type TcpConnectionOptions } from "./connection.ts";
+import { DEFAULT_SYN_TIMEOUT_MS } from "./constants.ts";
+import { emitReset, TcpSegmentIn } from "./segment.ts";
+import { seqAdd } from "./seq.ts";
+import { TcpStats } from "./stats.ts";
+
+export interface TcpLayerOptions {
+  output: IpOutput;
+  clock: Clock;
+  random: Random;
+  log: Logger;
+  /** MSS we advertise over IPv4 / IPv6: MTU - 40 and MTU - 60. */
+  mss4: number;
+  mss6: number;
+  /** Bytes per direction per flow. */
+  bufferSize: number;
+  /** A SYN for an unknown flow: the connection waits in SYN-RECEIVED for accept()/refuse(). */
+  onConnect: (flow: FlowAddrs, conn: TcpConnectionApi) => void;
+  /** Bound on each handshake (including the wait for accept()); default 30 s. */
+  synTimeoutMs?: number;
+}
+
+/**
+ * Demux key of a flow as seen from the peer: remote address, remote port, local address, local
+ * port, packed as UTF-16 code units (6 units for IPv4, 18 for IPv6): short, exact and cheap.
+ */
+export function flowKey(remote: IpAddr, remotePort: number, local: IpAddr, localPort: number): string {
+  let k = "";
+  for (let i = 0; i < remote.length; i += 2)
+    k += String.fromCharCode(((remote[i] as number) << 8) | (remote[i + 1] as number));
+  k += String.fromCharCode(remotePort);
+  for (let i = 0; i < local.length; i += 2)
+    k += String.fromCharCode(((local[i] as number) << 8) | (local[i + 1] as number));
+  return k + String.fromCharCode(localPort);
+}
+
+export class TcpLayer {
+  readonly stats = new TcpStats();
+  private readonly table = new Map<string, TcpConnection>();
+  private readonly seg = new TcpSegmentIn();
+  private readonly synTimeoutMs: number;
+
+  constructor(private readonly opts: TcpLayerOptions) {
+    this.synTimeoutMs = opts.synTimeoutMs ?? DEFAULT_SYN_TIMEOUT_MS;
+  }
+
+  get liveConnections(): number {
+    return this.table.size;
+  }
+
+  /** One TCP segment (header + payload) from the peer, `src` the peer's address. */
+  input(src: IpAddr, dst: IpAddr, segment: Uint8Array): void {
+    const stats = this.stats;
+    stats.segmentsIn++;
+    const bad = TcpView.check(segment);
+    if (bad) {
+      stats.drop(bad);
+      return;
+    }
+    if (!tcpChecksumValid(src, dst, segment)) {
+      stats.drop("tcp-checksum");
+      return;
+    }
+    const view = new TcpView(segment);
+    const seg = this.seg;
+    const optErr = view.options(seg.options);
+    if (optErr) {
+      stats.drop(optErr);
+      return;
+    }
+    seg.srcPort = view.srcPort;
+    seg.dstPort = view.dstPort;
+    if (seg.srcPort === 0 || seg.dstPort === 0) {
+      stats.drop("tcp-port-zero");
+      return;
+    }
+    seg.seq = view.seq;
+    seg.ack = view.ack;
+    seg.flags = view.flags;
+    seg.window = view.window;
+    seg.buf = segment;
+    seg.payloadOffset = view.headerLength;
+    seg.payloadLength = segment.length - seg.payloadOffset;
+
+    const key = flowKey(src, seg.srcPort, dst, seg.dstPort);
+    const conn = this.table.get(key);
+    if (conn) {
+      conn.handleSegment(seg);
+      return;
+    }
+    const f = seg.flags;
+    if (f & TCP_RST) {
+      // Never answer a RST (RFC 9293 §3.10.7.1).
+      stats.drop("tcp-rst-unknown-flow");
+      return;
+    }
+    if ((f & (TCP_SYN | TCP_ACK | TCP_FIN)) === TCP_SYN) {
+      this.openPassive(key, src, dst, seg);
+      return;
+    }
+    stats.drop("tcp-unknown-flow");
+    this.resetFor(src, dst, seg);
+  }
+
+  /** Active open toward the peer: flow.src/srcPort is our side, flow.dst/dstPort the peer's. */
+  connect(flow: FlowAddrs): TcpConnectionApi {
+    const local = flow.src.slice();
+    const remote = flow.dst.slice();
+    const key = flowKey(remote, flow.dstPort, local, flow.srcPort);
+    if (this.table.has(key)) throw new Error("tcp connect: a connection for this 4-tuple already exists");
+    const conn = TcpConnection.active(this.connOptions(key, local, flow.srcPort, remote, flow.dstPort));
+    // In the table before the SYN leaves: an answer may come back synchronously.
+    this.table.set(key, conn);
+    conn.sendInitialSyn();
+    return conn;
+  }
+
+  /** Abort every connection (RST to the peer) and stop their timers. */
+  close(): void {
+    for (const conn of [...this.table.values()]) conn.abort();
+    this.table.clear();
+  }
+
+  private openPassive(key: string, src: IpAddr, dst: IpAddr, seg: TcpSegmentIn): void {
+    const remote = src.slice();
+    const local = dst.slice();
+    const conn = TcpConnection.passive(this.connOptions(key, local, seg.dstPort, remote, seg.srcPort), seg);
+    this.table.set(key, conn);
+    this.opts.onConnect({ src: remote, srcPort: seg.srcPort, dst: local, dstPort: seg.dstPort }, conn);
+  }
+
+  private connOptions(
+    key: string,
+    local: IpAddr,
+    localPort: number,
+    remote: IpAddr,
+    remotePort: number,
+  ): TcpConnectionOptions {
+    const o = this.opts;
+    return {
+      output: o.output,
+      clock: o.clock,
+      random: o.random,
+      log: o.log,
+      stats: this.stats,
+      local,
+      localPort,
+      remote,
+      remotePort,
+      mss: local.length === 4 ? o.mss4 : o.mss6,
+      bufferSize: o.bufferSize,
+      synTimeoutMs: this.synTimeoutMs,
+      onGone: (c) => {
+        if (this.table.get(key) === c) this.table.delete(key);
+      },
+    };
+  }
+
+  /** RST for a segment of no connection (RFC 9293 §3.10.7.1). */
+  private resetFor(src: IpAddr, dst: IpAddr, seg: TcpSegmentIn): void {
+    if (seg.flags & TCP_ACK) {
+      emitReset(this.opts.output, dst, seg.dstPort, src, seg.srcPort, seg.ack, 0, TCP_RST);
+    } else {
+      const segLen = seg.payloadLength + (seg.flags & TCP_SYN ? 1 : 0) + (seg.flags & TCP_FIN ? 1 : 0);
+      emitReset(this.opts.output, dst, seg.dstPort, src, seg.srcPort, 0, seqAdd(seg.seq, segLen), TCP_RST | TCP_ACK);
+    }
+    this.stats.segmentsOut++;
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * The receive side of one connection: in-order bytes the app has not consumed yet, followed by
+ * out-of-order data waiting for the gap before it to fill (RFC 9293 §3.10.7.4 "segment text":
+ * segments beyond RCV.NXT are kept and delivered once the hole is filled).
+ *
+ * Layout is linear so peek() can return every in-order byte as one view: storage[start, end) is
+ * in-order data; out-of-order data sits at storage[end + offset] where offset is relative to
+ * RCV.NXT. The bytes in storage never exceed `limit`; it grows lazily by doubling.
+ */
+
+const MIN_STORAGE = 4096;
+const KEEP_STORAGE = 64 * 1024;
+/** Most out-of-order islands kept: bounds the bookkeeping per flow (and SACK reports at most 4). */
+export const MAX_OUT_OF_ORDER_RANGES = 32;
+
+export class ReceiveBuffer {
+  private storage: Uint8Array | null = null;
+  private start = 0;
+  private end = 0;
+  /** Out-of-order islands as [from, to) offsets from RCV.NXT, sorted, disjoint and non-adjacent. */
+  private readonly ranges: number[] = [];
+  /** Offset (from RCV.NXT) of the island that grew last, for the first SACK block (RFC 2018 §4). */
+  private lastIsland = -1;
+
+  constructor(readonly limit: number) {}
+
+  /** In-order bytes not yet consumed. */
+  get length(): number {
+    return this.end - this.start;
+  }
+
+  /** Bytes that may arrive beyond RCV.NXT: the free space (the real receive window). */
+  get window(): number {
+    return this.limit - (this.end - this.start);
+  }
+
+  get outOfOrderCount(): number {
+    return this.ranges.length >>> 1;
+  }
+
+  get capacity(): number {
+    return this.storage ? this.storage.length : 0;
+  }
+
+  /** The in-order bytes (a view valid until the next write or consume). */
+  peek(): Uint8Array {
+    if (!this.storage || this.end === this.start) return EMPTY;
+    return this.storage.subarray(this.start, this.end);
+  }
+
+  consume(n: number): number {
+    const k = Math.min(Math.max(0, n), this.end - this.start);
+    this.start += k;
+    if (this.start === this.end && this.ranges.length === 0) {
+      this.start = this.end = 0;
+      if (this.storage && this.storage.length > KEEP_STORAGE) this.storage = null;
+    }
+    return k;
+  }
+
+  /**
+   * Store data[from, from+len) at `offset` bytes past RCV.NXT. The caller has trimmed it to the
+   * window (offset + len <= window). Returns how far RCV.NXT advances (0 for out-of-order data), or
+   * -1 when the segment would need one island too many (dropped; the peer retransmits).
+   */
+  write(offset: number, data: Uint8Array, from: number, len: number): number {
+    if (len <= 0) return 0;
+    if (offset > 0 && !this.canInsert(offset, offset + len)) return -1;
+    this.ensureRoom(offset + len);
+    this.storage!.set(data.subarray(from, from + len), this.end + offset);
+    this.insert(offset, offset + len);
+    const r = this.ranges;
+    if (r.length === 0 || r[0] !== 0) return 0;
+    const advance = r[1] as number;
+    r.splice(0, 2);
+    for (let i = 0; i < r.length; i++) r[i] = (r[i] as number) - advance;
+    this.lastIsland = this.lastIsland >= advance ? this.lastIsland - advance : -1;
+    this.end += advance;
+    return advance;
+  }
+
+  /**
+   * Fill `out` with up to `max` SACK blocks (left, right pairs) for RCV.NXT = rcvNxt: the most
+   * recently extended island first, then the others in sequence order (RFC 2018 §4).
+   */
+  sackBlocks(rcvNxt: number, out: Uint32Array, max: number): number {
+    const r = this.ranges;
+    let n = 0;
+    let first = -1;
+    for (let i = 0; i < r.length; i += 2) {
+      if ((r[i] as number) <= this.lastIsland && this.lastIsland < (r[i + 1] as number)) first = i;
+    }
+    if (first >= 0 && n < max) {
+      out[0] = (rcvNxt + (r[first] as number)) >>> 0;
+      out[1] = (rcvNxt + (r[first + 1] as number)) >>> 0;
+      n = 1;
+    }
+    for (let i = 0; i < r.length && n < max; i += 2) {
+      if (i === first) continue;
+      out[2 * n] = (rcvNxt + (r[i] as number)) >>> 0;
+      out[2 * n + 1] = (rcvNxt + (r[i + 1] as number)) >>> 0;
+      n++;
+    }
+    return n;
+  }
+
+  /** Would [from, to) fit within the island limit? (It always fits if it touches an island.) */
+  private canInsert(from: number, to: number): boolean {
+    const r = this.ranges;
+    if (r.length < 2 * MAX_OUT_OF_ORDER_RANGES) return true;
+    for (let i = 0; i < r.length; i += 2) {
+      if (from <= (r[i + 1] as number) && to >= (r[i] as number)) return true;
+    }
+    return false;
+  }
+
+  private insert(from: number, to: number): void {
+    const r = this.ranges;
+    let i = 0;
+    while (i < r.length && (r[i + 1] as number) < from) i += 2;
+    // r[i..] ends at or after `from`: merge every island that touches [from, to).
+    let j = i;
+    while (j < r.length && (r[j] as number) <= to) {
+      from = Math.min(from, r[j] as number);
+      to = Math.max(to, r[j + 1] as number);
+      j += 2;
+    }
+    r.splice(i, j - i, from, to);
+    this.lastIsland = from;
+  }
+
+  /** Make storage[end, end + needed) addressable, compacting or growing as needed. */
+  private ensureRoom(needed: number): void {
+    const used = this.ranges.length ? (this.ranges[this.ranges.length - 1] as number) : 0;
+    const keep = this.end - this.start + Math.max(used, needed);
+    const st = this.storage;
+    if (st && this.end + Math.max(used, needed) <= st.length) return;
+    if (st && keep <= st.length) {
+      st.copyWithin(0, this.start, this.end + used);
+    } else {
+      let size = st ? st.length : MIN_STORAGE;
+      while (size < keep) size *= 2;
+      size = Math.min(size, Math.max(this.limit, keep));
+      const next = new Uint8Array(size);
+      if (st) next.set(st.subarray(this.start, this.end + used), 0);
+      this.storage = next;
+    }
+    this.end -= this.start;
+    this.start = 0;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
