@@ -4,6 +4,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { type BgProcess, exec, type RunResult, spawnBg, tempDir } from "./netns.ts";
+import { ADDR } from "./topology.ts";
 
 export const PY_DIR = resolve(import.meta.dir, "py");
 const PY = "python3";
@@ -43,8 +44,9 @@ export interface InetServers {
  */
 export async function startInetServers(
   ns: string,
-  opts: { files?: Record<string, number>; iperf?: boolean } = {},
+  opts: { files?: Record<string, number>; iperf?: boolean; udpAddresses?: string[] } = {},
 ): Promise<InetServers> {
+  const udpAddrs = opts.udpAddresses ?? [ADDR.inet4, ADDR.inet4b, ADDR.inet6, ADDR.inet6b];
   const dir = tempDir("wgs-www");
   const files: Record<string, ServedFile> = {};
   for (const [name, size] of Object.entries(opts.files ?? { "small.bin": 4096 })) {
@@ -72,10 +74,10 @@ export async function startInetServers(
     await Promise.all([
       start("httpd", [PY, "-u", `${PY_DIR}/wgs_httpd.py`, "--dir", dir, "--port", String(PORTS.http)], /READY/),
       start("sink", [PY, "-u", `${PY_DIR}/wgs_sink.py`, "--port", String(PORTS.sink)], /READY/),
-      start("udp-echo", [PY, "-u", `${PY_DIR}/wgs_udpd.py`, "echo", String(PORTS.udpEcho)], /READY/),
+      start("udp-echo", [PY, "-u", `${PY_DIR}/wgs_udpd.py`, "echo", String(PORTS.udpEcho), ...udpAddrs], /READY/),
       start(
         "udp-other",
-        [PY, "-u", `${PY_DIR}/wgs_udpd.py`, "other", String(PORTS.udpOther), String(PORTS.udpOtherReply)],
+        [PY, "-u", `${PY_DIR}/wgs_udpd.py`, "other", String(PORTS.udpOther), String(PORTS.udpOtherReply), ...udpAddrs],
         /READY/,
       ),
       ...(opts.iperf
