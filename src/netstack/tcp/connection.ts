@@ -396,6 +396,10 @@ export class TcpConnection implements TcpConnectionApi {
     const stats = this.opts.stats;
     const dataLen = seg.payloadLength;
     const segLen = dataLen + (f & TCP_SYN ? 1 : 0) + (f & TCP_FIN ? 1 : 0);
+    if (this.state === "SYN-RECEIVED" && f & TCP_SYN && !(f & TCP_RST) && seg.seq === this.irs) {
+      this.synReceivedSyn(seg);
+      return;
+    }
     const wnd = this.acceptWindow();
     const rcvEnd = seqAdd(this.rcvNxt, wnd);
 
@@ -431,16 +435,10 @@ export class TcpConnection implements TcpConnectionApi {
       return;
     }
 
-    // Fourth: SYN. A retransmitted SYN during our SYN-RECEIVED repeats the SYN-ACK; any other SYN
-    // gets a challenge ACK (RFC 5961 §4.2).
+    // Fourth: SYN in a synchronized state gets a challenge ACK (RFC 5961 §4.2).
     if (f & TCP_SYN) {
-      if (this.state === "SYN-RECEIVED" && seg.seq === this.irs) {
-        this.opts.stats.retransmits++;
-        this.sendSyn();
-      } else {
-        stats.drop("tcp-syn-challenged");
-        this.sendAck();
-      }
+      stats.drop("tcp-syn-challenged");
+      this.sendAck();
       return;
     }
 
@@ -527,6 +525,30 @@ export class TcpConnection implements TcpConnectionApi {
     const sentBefore = stats.segmentsOut;
     this.trySend();
     if (ackNeeded && stats.segmentsOut === sentBefore) this.sendAck();
+  }
+
+  /**
+   * The peer's SYN again while we are in SYN-RECEIVED: a retransmitted SYN (our SYN-ACK was lost)
+   * gets the SYN-ACK again; a SYN-ACK (simultaneous open, RFC 9293 §3.5 figure 8) that acknowledges
+   * our SYN completes the handshake.
+   */
+  private synReceivedSyn(seg: TcpSegmentIn): void {
+    if (!(seg.flags & TCP_ACK)) {
+      this.opts.stats.retransmits++;
+      this.sendSyn();
+      return;
+    }
+    if (!(seqLt(this.sndUna, seg.ack) && seqLe(seg.ack, this.sndMax))) {
+      this.opts.stats.drop("tcp-bad-ack-syn-received");
+      return;
+    }
+    this.sndUna = seg.ack;
+    this.updateWindow(seg.window, seg.seq, seg.ack);
+    this.rttTiming = false;
+    this.becomeEstablished();
+    this.sendAck();
+    this.trySend();
+    this.armTimer();
   }
 
   /** The peer's FIN is in order: RCV.NXT covers it; the state advances (§3.10.7.4, eighth). */
