@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { TCP_ACK, TCP_PSH, TCP_RST, TCP_SYN, writeTcpChecksum } from "../../src/wire/tcp.ts";
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, writeTcpChecksum } from "../../src/wire/tcp.ts";
 import {
   buildSegment,
   establish,
