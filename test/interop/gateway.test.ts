@@ -30,7 +30,7 @@ describe.skipIf(skip !== null)("netstack and gateway (curl/dig/ping/UDP through 
 
   beforeAll(async () => {
     w = await createWorld(PREFIX, IFP, {
-      files: { "1m.bin": MiB, "256k.bin": 256 * 1024, "32m.bin": 32 * MiB },
+      files: { "1m.bin": MiB, "256k.bin": 256 * 1024, "32m.bin": 32 * MiB, "96m.bin": 96 * MiB },
     });
     await w.startGateway();
     await w.startPeer();
@@ -160,7 +160,8 @@ describe.skipIf(skip !== null)("netstack and gateway (curl/dig/ping/UDP through 
     await sleep(500);
     const base = (await w.gateway!.rssKiB())!;
     expect(base).toBeGreaterThan(0);
-    // 32 MiB offered by the server, read at 256 KiB/s for 6 s: at most ~1.5 MiB consumed.
+    // 96 MiB offered by the server, read at 256 KiB/s for 6 s: at most ~1.5 MiB consumed. A gateway
+    // that kept reading from the server regardless of the reader would hold most of the 96 MiB.
     const reader = exec(
       w.t.peer,
       [
@@ -190,15 +191,20 @@ describe.skipIf(skip !== null)("netstack and gateway (curl/dig/ping/UDP through 
     expect(got).toBeLessThan(8 * MiB); // ...and really slow
     const growthMiB = (peak - base) / 1024;
     console.log(`slow reader: RSS ${Math.round(base / 1024)} MiB -> peak ${Math.round(peak / 1024)} MiB`);
-    expect(growthMiB, gwLog()).toBeLessThan(20);
+    expect(growthMiB, gwLog()).toBeLessThan(32);
   }, 60_000);
 
   test("after all flows end the gateway has no live TCP flows", async () => {
     if (w.reference) return; // the reference has no NAT log
     const opened = () => w.gateway!.countLog(/New NAT entry for TCP/i);
     const finished = () => w.gateway!.countLog(/Finished serving TCP/i);
-    // Every test above opened TCP flows through the gateway.
-    expect(opened(), gwLog()).toBeGreaterThanOrEqual(40);
+    // A few more complete flows of our own, so the count is meaningful even when run alone.
+    const before = opened();
+    for (let i = 0; i < 3; i++) {
+      const r = await curlSha256(w.t.peer, `${web}/256k.bin?flows=${i}`);
+      expect(r.sha256).toBe(w.servers.files["256k.bin"]!.sha256);
+    }
+    expect(opened() - before, gwLog()).toBeGreaterThanOrEqual(3);
     for (let i = 0; i < 60 && finished() < opened(); i++) await sleep(250);
     expect(finished(), gwLog()).toBe(opened());
     expect(w.gateway!.running()).toBe(true);
