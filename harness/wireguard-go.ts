@@ -1,6 +1,6 @@
 // A real WireGuard peer: `wireguard-go -f IFNAME` in a namespace, configured with `wg set`.
 import { chmodSync, existsSync, rmSync, writeFileSync } from "node:fs";
-import { type BgProcess, check, execCheck, run, spawnBg, tempDir, waitUntil } from "./netns.ts";
+import { type BgProcess, check, execCheck, run, spawnBg, tempDir, waitUntil, writeNsFile } from "./netns.ts";
 import { ADDR } from "./topology.ts";
 
 export interface KeyPair {
@@ -45,6 +45,8 @@ export interface WgPeerConfig {
   /** Routes through the tunnel (`ip route add R dev IF`); default 0.0.0.0/0 and ::/0 (default routes). */
   routes?: string[];
   mtu?: number;
+  /** Write /etc/netns/NS/resolv.conf with `nameserver X` (the gateway's DNS address) on start. */
+  nameserver?: string;
 }
 
 export interface WgShow {
@@ -85,6 +87,11 @@ export function parseWgDump(text: string): WgShow {
 }
 
 const SOCK_DIR = "/var/run/wireguard";
+
+/** `wg show IFNAME dump` in `ns`, parsed (latest handshake, transfer counters, endpoint). */
+export async function wgShow(ns: string, ifname: string): Promise<WgShow> {
+  return parseWgDump((await execCheck(ns, ["wg", "show", ifname, "dump"])).stdout);
+}
 
 export class WireGuardGo {
   private proc: BgProcess | null = null;
@@ -134,6 +141,7 @@ export class WireGuardGo {
       const v6 = a.includes(":");
       await execCheck(c.ns, ["ip", v6 ? "-6" : "-4", "addr", "add", a, "dev", c.ifname, ...(v6 ? ["nodad"] : [])]);
     }
+    if (c.nameserver) writeNsFile(c.ns, "resolv.conf", `nameserver ${c.nameserver}\n`);
     for (const r of c.routes ?? ["0.0.0.0/0", "::/0"]) {
       await execCheck(c.ns, ["ip", r.includes(":") ? "-6" : "-4", "route", "add", r, "dev", c.ifname]);
     }
@@ -160,8 +168,7 @@ export class WireGuardGo {
   }
 
   async show(): Promise<WgShow> {
-    const r = await execCheck(this.config.ns, ["wg", "show", this.config.ifname, "dump"]);
-    return parseWgDump(r.stdout);
+    return wgShow(this.config.ns, this.config.ifname);
   }
 
   /** Wait for a handshake newer than `after` (Unix seconds); returns its time. */
