@@ -56,8 +56,12 @@ describe("TCP retransmission", () => {
     const r = h.out.one();
     expect([r.seq, r.payload.length]).toEqual([iss + 1, 1420]);
     expect(dbg().cwnd).toBe(1420);
+    // A pure ACK now carries SEQ = the highest sequence sent, not the rolled-back SND.NXT: the peer
+    // may hold all of it, and an older SEQ would fail its acceptability test (ACK ping-pong).
+    h.peer({ seq: D, ack: iss + 1, flags: TCP_ACK, payload: bytes(5) });
+    expect(h.out.one()).toMatchObject({ flags: TCP_ACK, seq: iss + 1 + 3 * 1420, ack: D + 5 });
     // The peer had the rest: the cumulative ACK jumps past what we resent.
-    h.peer({ seq: D, ack: iss + 1 + 3 * 1420, flags: TCP_ACK });
+    h.peer({ seq: D + 5, ack: iss + 1 + 3 * 1420, flags: TCP_ACK });
     expect(h.out.sent.length).toBe(0);
     expect(conn.sendBuffered).toBe(0);
     expect(h.clock.nextDeadline()).toBe(-1);

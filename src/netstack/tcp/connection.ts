@@ -764,8 +764,13 @@ export class TcpConnection implements TcpConnectionApi {
     }
   }
 
+  /**
+   * A pure ACK carries SEQ = sndMax, not the rolled-back sndNxt of a go-back-N retransmission: the
+   * peer may already hold everything up to sndMax, and an ACK with an older SEQ would fail its
+   * acceptability test, have its ACK field ignored, and be answered by another ACK (ping-pong).
+   */
   private sendAck(): void {
-    this.fillHeader(TCP_ACK, this.sndNxt);
+    this.fillHeader(TCP_ACK, this.sndMax);
     this.emit(0);
   }
 
