@@ -77,13 +77,16 @@ describe("TCP buffers", () => {
     for (const { conn } of h.connects) conn.accept();
     const synAcks = h.out.take();
     expect(synAcks.length).toBe(1000);
-    synAcks.forEach((sa, i) =>
-      h.layer.input(
-        peer,
-        dst,
-        buildSegment(peer, dst, { seq: i + 1, ack: sa.seq + 1, flags: TCP_ACK, srcPort: 1000 + i, dstPort: 443 }),
-      ),
-    );
+    for (const [i, sa] of synAcks.entries()) {
+      const ack = buildSegment(peer, dst, {
+        seq: i + 1,
+        ack: sa.seq + 1,
+        flags: TCP_ACK,
+        srcPort: 1000 + i,
+        dstPort: 443,
+      });
+      h.layer.input(peer, dst, ack);
+    }
     let storage = 0;
     for (const { conn } of h.connects) {
       expect(conn.state).toBe("ESTABLISHED");
