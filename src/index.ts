@@ -1,0 +1,141 @@
+/**
+ * wgslirpy as a library: startGateway() wires the layers together
+ *   transport (outer UDP) -> WireGuard | GUE (IpLink) -> Netstack (+ TcpLayer) -> Gateway (OS sockets)
+ * and returns a handle whose close() (or the AbortSignal) stops every socket and timer.
+ */
+import { Gateway } from "./gateway/gateway.ts";
+import { GueTunnel } from "./gue/tunnel.ts";
+import type { IpLink } from "./link.ts";
+import { Netstack } from "./netstack/stack.ts";
+import { TcpLayer } from "./netstack/tcp/layer.ts";
+import type { GatewayOptions } from "./options.ts";
+import { openUdpTransport } from "./transport/udp.ts";
+import { type Clock, realClock } from "./util/clock.ts";
+import type { Endpoint } from "./util/endpoint.ts";
+import { createLogger, type Logger } from "./util/log.ts";
+import { cryptoRandom, type Random } from "./util/random.ts";
+import { WireGuardTunnel } from "./wireguard/tunnel.ts";
+
+export type { ForwardSpec, GatewayOptions } from "./options.ts";
+export { DEFAULTS } from "./options.ts";
+export type { Endpoint } from "./util/endpoint.ts";
+export { generatePrivateKey, keyToBase64, parseKey, publicKeyOf } from "./wireguard/keys.ts";
+
+export interface GatewayStats {
+  tunnel: unknown;
+  netstack: unknown;
+  tcp: unknown;
+  gateway: ReturnType<Gateway["stats"]>;
+  liveTcp: number;
+  liveUdp: number;
+}
+
+export interface GatewayHandle {
+  /** The bound outer UDP socket. */
+  readonly local: Endpoint;
+  stats(): GatewayStats;
+  /** Resolves once the gateway has stopped (close() or the AbortSignal). */
+  readonly closed: Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface GatewayContext {
+  signal?: AbortSignal;
+  log?: Logger;
+  clock?: Clock;
+  random?: Random;
+}
+
+export async function startGateway(options: GatewayOptions, ctx: GatewayContext = {}): Promise<GatewayHandle> {
+  const log = ctx.log ?? createLogger(options.logLevel);
+  const clock = ctx.clock ?? realClock;
+  const random = ctx.random ?? cryptoRandom;
+  if (ctx.signal?.aborted) throw new Error("aborted before start");
+
+  const transport = await openUdpTransport(options.bind, { log });
+
+  let link: IpLink & { start(): void; close(): void; stats: unknown };
+  if (options.mode === "gue") {
+    link = new GueTunnel({
+      transport,
+      peer: options.peerEndpoint,
+      keepaliveIntervalS: options.keepaliveInterval,
+      clock,
+      log,
+    });
+  } else {
+    if (!options.privateKey || !options.peerPublicKey)
+      throw new Error("WireGuard mode needs a private key and a peer key");
+    link = new WireGuardTunnel({
+      privateKey: options.privateKey,
+      peerPublicKey: options.peerPublicKey,
+      presharedKey: options.presharedKey,
+      endpoint: options.peerEndpoint,
+      persistentKeepalive: options.keepaliveInterval,
+      transmitQueueCapacity: options.transmitQueueCapacity,
+      transport,
+      clock,
+      random,
+      log,
+    });
+  }
+
+  const gateway = new Gateway({
+    clock,
+    log,
+    dns: options.dns,
+    pingable: options.pingable,
+    udpIdleTimeoutMs: options.udpIdleTimeout * 1000,
+    tcpBufferSize: options.tcpBufferSize,
+  });
+  const netstack = new Netstack({ link, mtu: options.mtu, clock, log, handlers: gateway });
+  const tcp = new TcpLayer({
+    output: netstack.output,
+    clock,
+    random,
+    log,
+    mss4: options.mtu - 40,
+    mss6: options.mtu - 60,
+    bufferSize: options.tcpBufferSize,
+    onConnect: (flow, conn) => gateway.onTcpConnect(flow, conn),
+  });
+  netstack.setTcp(tcp);
+  gateway.attach(netstack);
+  link.start();
+  log.info(`wgslirpy listening on ${transport.local.address}:${transport.local.port} (${options.mode} mode)`);
+
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((r) => (resolveClosed = r));
+  let closing = false;
+  const close = async (): Promise<void> => {
+    if (closing) return closed;
+    closing = true;
+    ctx.signal?.removeEventListener("abort", onAbort);
+    gateway.close();
+    tcp.close();
+    netstack.close();
+    link.close();
+    transport.close();
+    resolveClosed();
+    return closed;
+  };
+  const onAbort = () => void close();
+  ctx.signal?.addEventListener("abort", onAbort, { once: true });
+
+  return {
+    local: transport.local,
+    closed,
+    close,
+    stats() {
+      const g = gateway.stats();
+      return {
+        tunnel: link.stats,
+        netstack: netstack.stats,
+        tcp: tcp.stats,
+        gateway: g,
+        liveTcp: g.liveTcp,
+        liveUdp: g.liveUdp,
+      };
+    },
+  };
+}
