@@ -215,4 +215,41 @@ describe.skipIf(skip !== null)("kernel peer in qemu", () => {
     expect(r.commands[0]!.output).toMatch(/2 packets transmitted, 2 received/);
     expect(r.commands[1]!.output).toMatch(/2 packets transmitted, 2 received/);
   }, 200_000);
+
+  test("tap networking: exact outer addresses and ports (no NAT), tap removed afterwards", async () => {
+    const refl = spawnBg(NS, "reflector-tap", [
+      process.execPath,
+      REFLECTOR,
+      "--addr",
+      "0.0.0.0", // the tap (and 10.95.0.1) only exists once the VM starts
+      "--port",
+      "7002",
+      "--reflect",
+    ]);
+    procs.push(refl);
+    await refl.waitFor(/READY/, 10_000);
+    const r = await kernelGuePeer({
+      netns: NS,
+      net: { mode: "tap", ifname: "ksm-tap", hostCidrs: ["10.95.0.1/24"], guestCidrs: ["10.95.0.2/24"] },
+      encap: "gue",
+      remote: "10.95.0.1",
+      local: "10.95.0.2",
+      remotePort: 7002,
+      localPort: 6655,
+      addresses4: ["10.96.0.2/24"],
+      addresses6: [],
+      routes4: [],
+      commands: ["ping -c 2 -i 0.3 -W 3 10.96.0.1"],
+    });
+    await refl.stop(500);
+    const d = datagrams(refl);
+    expect(d.length).toBeGreaterThan(0);
+    for (const x of d) {
+      expect(x.from).toBe("10.95.0.2");
+      expect(x.port).toBe(6655);
+    }
+    expect(r.commands[0]!.output).toMatch(/2 packets transmitted, 2 received/);
+    const links = await exec(NS, ["ip", "link", "show"]);
+    expect(links.stdout).not.toContain("ksm-tap");
+  }, 200_000);
 });
