@@ -2,8 +2,8 @@ import { expect, test } from "bun:test";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PcapWriter, pcapFileHeader, pcapRecordHeader, readPcap, tapLink } from "../../src/pcap/writer.ts";
 import type { IpLink } from "../../src/link.ts";
+import { PcapWriter, pcapFileHeader, pcapRecordHeader, readPcap, tapLink } from "../../src/pcap/writer.ts";
 import { VirtualClock } from "../../src/util/clock.ts";
 
 // An ICMP echo request 192.168.76.1 -> 192.168.72.2 (as Linux ping sends it, 8 data bytes).
