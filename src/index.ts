@@ -8,7 +8,9 @@ import { GueTunnel } from "./gue/tunnel.ts";
 import type { IpLink } from "./link.ts";
 import { Netstack } from "./netstack/stack.ts";
 import { TcpLayer } from "./netstack/tcp/layer.ts";
+import { type StatsServer, startStatsServer } from "./observe/stats-server.ts";
 import type { GatewayOptions } from "./options.ts";
+import { PcapWriter, tapLink } from "./pcap/writer.ts";
 import { openUdpTransport } from "./transport/udp.ts";
 import { type Clock, realClock } from "./util/clock.ts";
 import type { Endpoint } from "./util/endpoint.ts";
@@ -33,6 +35,8 @@ export interface GatewayStats {
 export interface GatewayHandle {
   /** The bound outer UDP socket. */
   readonly local: Endpoint;
+  /** The stats HTTP server's address, when `statsListen` was given. */
+  readonly statsLocal: Endpoint | undefined;
   stats(): GatewayStats;
   /** Resolves once the gateway has stopped (close() or the AbortSignal). */
   readonly closed: Promise<void>;
@@ -88,7 +92,10 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
     udpIdleTimeoutMs: options.udpIdleTimeout * 1000,
     tcpBufferSize: options.tcpBufferSize,
   });
-  const netstack = new Netstack({ link, mtu: options.mtu, clock, log, handlers: gateway });
+  // With --pcap the netstack talks to a tap that records every inner packet, both directions.
+  const pcap = options.pcap ? new PcapWriter(options.pcap, clock) : undefined;
+  const stackLink = pcap ? tapLink(link, pcap) : link;
+  const netstack = new Netstack({ link: stackLink, mtu: options.mtu, clock, log, handlers: gateway });
   const tcp = new TcpLayer({
     output: netstack.output,
     clock,
@@ -104,6 +111,8 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
   link.start();
   log.info(`wgslirpy listening on ${transport.local.address}:${transport.local.port} (${options.mode} mode)`);
 
+  let statsServer: StatsServer | undefined;
+
   let resolveClosed!: () => void;
   const closed = new Promise<void>((r) => (resolveClosed = r));
   let closing = false;
@@ -116,14 +125,19 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
     netstack.close();
     link.close();
     transport.close();
+    statsServer?.close();
+    await pcap?.close();
     resolveClosed();
     return closed;
   };
   const onAbort = () => void close();
   ctx.signal?.addEventListener("abort", onAbort, { once: true });
 
-  return {
+  const handle: GatewayHandle = {
     local: transport.local,
+    get statsLocal() {
+      return statsServer?.local;
+    },
     closed,
     close,
     stats() {
@@ -138,4 +152,9 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
       };
     },
   };
+  if (options.statsListen) {
+    statsServer = startStatsServer(options.statsListen, () => handle.stats());
+    log.info(`stats on http://${options.statsListen.address}:${statsServer.local.port}/stats and /metrics`);
+  }
+  return handle;
 }

@@ -37,8 +37,10 @@ export interface GatewayOptions {
   incomingTcp: ForwardSpec[];
   incomingUdp: ForwardSpec[];
   logLevel: LogLevelName;
-  /** Write every inner packet to this pcap file (later issue). */
+  /** Write every inner packet, both directions, to this pcap file (LINKTYPE_RAW). */
   pcap?: string;
+  /** Serve /stats, /metrics and /healthz over HTTP here (bind it to loopback). */
+  statsListen?: Endpoint;
 }
 
 export const DEFAULTS = {

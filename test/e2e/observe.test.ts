@@ -1,0 +1,90 @@
+/** --pcap and --stats-listen through a real gateway, driven by the in-process client. */
+import { expect, test } from "bun:test";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startGateway } from "../../src/index.ts";
+import { DEFAULTS, type GatewayOptions } from "../../src/options.ts";
+import { readPcap } from "../../src/pcap/writer.ts";
+import { generatePrivateKey, publicKeyOf } from "../../src/wireguard/keys.ts";
+import { TestClient, until } from "./client.ts";
+
+test("pcap records the peer's echo request and our reply; /stats and /metrics report the tunnel", async () => {
+  const gwKey = generatePrivateKey();
+  const clientKey = generatePrivateKey();
+  const pcapPath = join(mkdtempSync(join(tmpdir(), "wgslirpy-obs-")), "cap.pcap");
+  const options: GatewayOptions = {
+    mode: "wireguard",
+    privateKey: gwKey,
+    peerPublicKey: publicKeyOf(clientKey),
+    bind: { address: "127.0.0.1", port: 0 },
+    pingable: "10.0.2.1",
+    keepaliveInterval: 0,
+    mtu: DEFAULTS.mtu,
+    tcpBufferSize: DEFAULTS.tcpBufferSize,
+    transmitQueueCapacity: DEFAULTS.transmitQueueCapacity,
+    udpIdleTimeout: DEFAULTS.udpIdleTimeout,
+    incomingTcp: [],
+    incomingUdp: [],
+    logLevel: "silent",
+    pcap: pcapPath,
+    statsListen: { address: "127.0.0.1", port: 0 },
+  };
+  const ac = new AbortController();
+  const gw = await startGateway(options, { signal: ac.signal });
+  const client = await TestClient.connect({
+    privateKey: clientKey,
+    gatewayPublicKey: publicKeyOf(gwKey),
+    gateway: gw.local,
+  });
+  try {
+    await client.handshake();
+    client.ping("10.0.2.1", 7, 1, new TextEncoder().encode("pcap me"));
+    await until(() => client.rawReceived.length > 0, 3000, "echo reply");
+    const stats = gw.stats() as { tunnel: { handshakesCompleted: number; rxPackets: number } };
+    expect(stats.tunnel.handshakesCompleted).toBe(1);
+  } finally {
+    client.close();
+    ac.abort();
+    await gw.closed;
+  }
+  const { linktype, records } = readPcap(new Uint8Array(readFileSync(pcapPath)));
+  expect(linktype).toBe(101);
+  // Request (type 8) from 10.0.2.15, then the reply (type 0) from 10.0.2.1, both carrying the data.
+  const icmp = records.filter((r) => r.packet[9] === 1);
+  expect(icmp.map((r) => [r.packet[15], r.packet[19], r.packet[20]])).toEqual([
+    [15, 1, 8],
+    [1, 15, 0],
+  ]);
+  expect(new TextDecoder().decode(icmp[1]!.packet.subarray(28))).toBe("pcap me");
+});
+
+test("/stats and /metrics over HTTP", async () => {
+  const gwKey = generatePrivateKey();
+  const gw = await startGateway({
+    mode: "wireguard",
+    privateKey: gwKey,
+    peerPublicKey: publicKeyOf(generatePrivateKey()),
+    bind: { address: "127.0.0.1", port: 0 },
+    keepaliveInterval: 0,
+    mtu: DEFAULTS.mtu,
+    tcpBufferSize: DEFAULTS.tcpBufferSize,
+    transmitQueueCapacity: DEFAULTS.transmitQueueCapacity,
+    udpIdleTimeout: DEFAULTS.udpIdleTimeout,
+    incomingTcp: [],
+    incomingUdp: [],
+    logLevel: "silent",
+    statsListen: { address: "127.0.0.1", port: 0 },
+  });
+  try {
+    const port = gw.statsLocal?.port;
+    expect(port).toBeGreaterThan(0);
+    const stats = (await (await fetch(`http://127.0.0.1:${port}/stats`)).json()) as { liveTcp: number };
+    expect(stats.liveTcp).toBe(0);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).toContain("wgslirpy_live_tcp 0\n");
+    expect(metrics).toMatch(/wgslirpy_tunnel_drops\{reason="[a-zA-Z]+"\} 0/);
+  } finally {
+    await gw.close();
+  }
+});
