@@ -4,6 +4,7 @@
  * and returns a handle whose close() (or the AbortSignal) stops every socket and timer.
  */
 import { Gateway } from "./gateway/gateway.ts";
+import { DestinationPolicy, policyRulesFrom } from "./gateway/policy.ts";
 import { GueTunnel } from "./gue/tunnel.ts";
 import type { IpLink } from "./link.ts";
 import { Netstack } from "./netstack/stack.ts";
@@ -18,7 +19,7 @@ import { createLogger, type Logger } from "./util/log.ts";
 import { cryptoRandom, type Random } from "./util/random.ts";
 import { WireGuardTunnel } from "./wireguard/tunnel.ts";
 
-export type { ForwardSpec, GatewayOptions } from "./options.ts";
+export type { ForwardSpec, GatewayOptions, PolicyRuleSpec } from "./options.ts";
 export { DEFAULTS } from "./options.ts";
 export type { Endpoint } from "./util/endpoint.ts";
 export { generatePrivateKey, keyToBase64, parseKey, publicKeyOf } from "./wireguard/keys.ts";
@@ -35,6 +36,8 @@ export interface GatewayStats {
 export interface GatewayHandle {
   /** The bound outer UDP socket. */
   readonly local: Endpoint;
+  /** The reverse forwards' bound host sockets, in option order (ports filled in when given as 0). */
+  readonly forwards: { tcp: Endpoint[]; udp: Endpoint[] };
   /** The stats HTTP server's address, when `statsListen` was given. */
   readonly statsLocal: Endpoint | undefined;
   stats(): GatewayStats;
@@ -55,6 +58,8 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
   const clock = ctx.clock ?? realClock;
   const random = ctx.random ?? cryptoRandom;
   if (ctx.signal?.aborted) throw new Error("aborted before start");
+  // Bad rules fail here, before any socket is opened (the CLI has already checked them).
+  const policy = new DestinationPolicy(policyRulesFrom(options));
 
   const transport = await openUdpTransport(options.bind, { log });
 
@@ -91,6 +96,10 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
     pingable: options.pingable,
     udpIdleTimeoutMs: options.udpIdleTimeout * 1000,
     tcpBufferSize: options.tcpBufferSize,
+    tcpConnectTimeoutMs: options.tcpConnectTimeoutMs,
+    policy,
+    incomingTcp: options.incomingTcp,
+    incomingUdp: options.incomingUdp,
   });
   // With --pcap the netstack talks to a tap that records every inner packet, both directions.
   const pcap = options.pcap ? new PcapWriter(options.pcap, clock) : undefined;
@@ -104,10 +113,31 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
     mss4: options.mtu - 40,
     mss6: options.mtu - 60,
     bufferSize: options.tcpBufferSize,
-    onConnect: (flow, conn) => gateway.onTcpConnect(flow, conn),
+    onConnect: (flow, conn) => gateway.onTcpConnect(flow, conn, synSeq),
   });
-  netstack.setTcp(tcp);
+  // The TCP layer calls onConnect from inside input() for a new flow's SYN and does not pass the
+  // segment: note each SYN's sequence number on the way in, for quoting it in ICMP errors.
+  let synSeq = 0;
+  netstack.setTcp({
+    input: (src, dst, segment) => {
+      if (segment.length >= 20 && ((segment[13] as number) & 0x12) === 0x02)
+        synSeq = new DataView(segment.buffer, segment.byteOffset, 8).getUint32(4);
+      tcp.input(src, dst, segment);
+    },
+    connect: (flow) => tcp.connect(flow),
+  });
   gateway.attach(netstack);
+  try {
+    await gateway.startForwards();
+  } catch (e) {
+    gateway.close();
+    tcp.close();
+    netstack.close();
+    link.close();
+    transport.close();
+    await pcap?.close();
+    throw e;
+  }
   link.start();
   log.info(`wgslirpy listening on ${transport.local.address}:${transport.local.port} (${options.mode} mode)`);
 
@@ -135,6 +165,7 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
 
   const handle: GatewayHandle = {
     local: transport.local,
+    forwards: gateway.forwardsLocal(),
     get statsLocal() {
       return statsServer?.local;
     },

@@ -1,3 +1,4 @@
+import type { PolicyRuleSpec } from "./gateway/policy.ts";
 import type { Endpoint } from "./util/endpoint.ts";
 import type { LogLevelName } from "./util/log.ts";
 
@@ -41,7 +42,22 @@ export interface GatewayOptions {
   pcap?: string;
   /** Serve /stats, /metrics and /healthz over HTTP here (bind it to loopback). */
   statsListen?: Endpoint;
+  /**
+   * Destination policy (`--allow` / `--deny CIDR[:PORTS]`, in command-line order): first match
+   * wins; after these rules the gateway host's loopback, link-local and unspecified addresses are
+   * denied, everything else allowed. Rules look like "10.0.0.0/8", "127.0.0.1/32:8080,9000-9100",
+   * "[::1]:53".
+   */
+  policy?: PolicyRuleSpec[];
+  /** Library convenience: deny rules checked after `policy`, before `allow`. */
+  deny?: string[];
+  /** Library convenience: allow rules checked after `policy` and `deny`. */
+  allow?: string[];
+  /** How long a host-side TCP connect may take before the peer gets ICMP host unreachable (default 10000). */
+  tcpConnectTimeoutMs?: number;
 }
+
+export type { PolicyRuleSpec } from "./gateway/policy.ts";
 
 export const DEFAULTS = {
   mtu: 1420,

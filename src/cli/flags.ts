@@ -78,6 +78,22 @@ const COMMON: FlagSpec[] = [
       "forward this host TCP port into the tunnel (SRC port 0 = round-robin), e.g. -t 0.0.0.0:1234,,10.0.2.15:1234",
   },
   {
+    long: "allow",
+    takesValue: true,
+    repeatable: true,
+    valueHint: "CIDR[:PORTS]",
+    description:
+      "let the peer reach these destinations, e.g. --allow 127.0.0.1/32:8080 (rules of --allow/--deny apply in order, first match wins; loopback and link-local are denied unless allowed)",
+  },
+  {
+    long: "deny",
+    takesValue: true,
+    repeatable: true,
+    valueHint: "CIDR[:PORTS]",
+    description:
+      "refuse these destinations (TCP: reset, UDP: ICMP admin-prohibited), e.g. --deny 10.0.0.0/8 or --deny 0.0.0.0/0:25",
+  },
+  {
     long: "log-level",
     takesValue: true,
     valueHint: "error|warn|info|debug|trace",

@@ -4,7 +4,8 @@
  * and exits with status 2.
  */
 import { isIP } from "node:net";
-import { DEFAULTS, type ForwardSpec, type GatewayOptions } from "../options.ts";
+import { PolicyParseError, parseRule } from "../gateway/policy.ts";
+import { DEFAULTS, type ForwardSpec, type GatewayOptions, type PolicyRuleSpec } from "../options.ts";
 import { type Endpoint, EndpointParseError, parseEndpoint } from "../util/endpoint.ts";
 import { LOG_LEVELS, type LogLevelName } from "../util/log.ts";
 import { KEY_LENGTH, KeyError, parseKey } from "../wireguard/keys.ts";
@@ -18,6 +19,8 @@ export interface ParsedFlags {
   /** Switches that were given, by long name. */
   switches: Set<string>;
   positionals: string[];
+  /** Every value in command-line order across flags (for rules whose relative order matters). */
+  ordered: { long: string; value: string }[];
 }
 
 /** How a flag is named in messages: `--bind-ip-port (-b)`. */
@@ -37,7 +40,7 @@ export function parseFlags(argv: readonly string[], table: readonly FlagSpec[]):
     if (f.alias) byLong.set(f.alias, f);
     if (f.short) byShort.set(f.short, f);
   }
-  const out: ParsedFlags = { values: new Map(), switches: new Set(), positionals: [] };
+  const out: ParsedFlags = { values: new Map(), switches: new Set(), positionals: [], ordered: [] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     if (arg === "--") {
@@ -76,6 +79,7 @@ export function parseFlags(argv: readonly string[], table: readonly FlagSpec[]):
       if (i + 1 >= argv.length) throw new CliError(`option ${flagName(spec)} needs a value`);
       value = argv[++i] as string;
     }
+    out.ordered.push({ long: spec.long, value });
     const prev = out.values.get(spec.long);
     if (prev) {
       if (!spec.repeatable) throw new CliError(`option ${flagName(spec)} given more than once`);
@@ -181,6 +185,25 @@ export function parseForward(text: string, what: string): ForwardSpec {
   return { host, source, destination };
 }
 
+/**
+ * `--allow` / `--deny CIDR[:PORTS]` in command-line order across both flags (first match wins), each
+ * checked now so a bad rule is a usage error. Undefined when there are none.
+ */
+export function parsePolicy(r: FlagReader): PolicyRuleSpec[] | undefined {
+  const rules: PolicyRuleSpec[] = [];
+  for (const { long, value } of r.parsed.ordered) {
+    if (long !== "allow" && long !== "deny") continue;
+    try {
+      parseRule(long, value);
+    } catch (e) {
+      if (e instanceof PolicyParseError) throw new CliError(e.message);
+      throw e;
+    }
+    rules.push({ action: long, rule: value.trim() });
+  }
+  return rules.length > 0 ? rules : undefined;
+}
+
 export function parseLogLevel(text: string, what: string): LogLevelName {
   const t = text.trim().toLowerCase();
   if (!Object.hasOwn(LOG_LEVELS, t)) {
@@ -248,6 +271,7 @@ export function parseCommon(r: FlagReader, env: Record<string, string | undefine
     incomingTcp: r.all("incoming-tcp").map((t) => parseForward(t, r.name("incoming-tcp"))),
     logLevel,
     pcap,
+    policy: parsePolicy(r),
   };
 }
 

@@ -1,14 +1,17 @@
 import type { TcpConnectionApi } from "../netstack/tcp/api.ts";
 import type { FlowAddrs, IpAddr, NetstackApi, NetstackHandlers } from "../netstack/types.ts";
+import type { ForwardSpec } from "../options.ts";
 import type { Clock } from "../util/clock.ts";
 import type { Endpoint } from "../util/endpoint.ts";
 import type { Logger } from "../util/log.ts";
 import { DnsServer } from "./dns-server.ts";
 import { DropCounter } from "./drops.ts";
-import { ipEquals, parseIp } from "./ip-text.ts";
+import { formatIpPort, ipEquals, parseIp } from "./ip-text.ts";
 import { NatTable, tcpNatKey } from "./nat-table.ts";
 import { PingTracker } from "./pingable.ts";
+import { DenialLog, type DestinationPolicy } from "./policy.ts";
 import { type Resolver, SystemResolver } from "./resolver.ts";
+import { ReverseTcpForward, ReverseUdpForward } from "./reverse.ts";
 import { TcpBridge } from "./tcp-bridge.ts";
 import { UdpNat } from "./udp-nat.ts";
 
@@ -28,6 +31,15 @@ export interface GatewayConfig {
   /** The TCP stack's per-direction buffer; the gateway holds at most one socket read on top of it. */
   tcpBufferSize?: number;
   resolver?: Resolver;
+  /**
+   * Which destinations the peer may reach (TCP connects and UDP datagrams; the DNS and pingable
+   * addresses are served locally and exempt). Undefined = everything (unit tests); startGateway
+   * always passes one, with the built-in loopback/link-local denials.
+   */
+  policy?: DestinationPolicy;
+  /** Reverse forwards (`-t` / `-u`); bound by startForwards(). */
+  incomingTcp?: readonly ForwardSpec[];
+  incomingUdp?: readonly ForwardSpec[];
 }
 
 export interface GatewayStatsSnapshot {
@@ -61,6 +73,10 @@ export class Gateway implements NetstackHandlers {
   private readonly dnsPort: number;
   private readonly ping: PingTracker | undefined;
   private readonly tcpConnectTimeoutMs: number;
+  private readonly policy: DestinationPolicy | undefined;
+  private readonly denials: DenialLog;
+  private readonly reverseTcp: ReverseTcpForward[];
+  private readonly reverseUdp: ReverseUdpForward[];
   private closed = false;
 
   constructor(private readonly config: GatewayConfig) {
@@ -68,6 +84,18 @@ export class Gateway implements NetstackHandlers {
     this.log = config.log;
     this.table = new NatTable(config.log);
     this.tcpConnectTimeoutMs = config.tcpConnectTimeoutMs ?? DEFAULT_TCP_CONNECT_TIMEOUT_MS;
+    this.policy = config.policy;
+    this.denials = new DenialLog(config.clock, config.log);
+    const reverseDeps = {
+      clock: config.clock,
+      log: config.log,
+      drops: this.drops,
+      table: this.table,
+      netstack: () => this.netstack,
+      udpIdleTimeoutMs: config.udpIdleTimeoutMs ?? DEFAULT_UDP_IDLE_TIMEOUT_MS,
+    };
+    this.reverseTcp = (config.incomingTcp ?? []).map((f) => new ReverseTcpForward(f, reverseDeps));
+    this.reverseUdp = (config.incomingUdp ?? []).map((f) => new ReverseUdpForward(f, reverseDeps));
     this.udp = new UdpNat(this.table, {
       clock: config.clock,
       log: config.log,
@@ -95,8 +123,36 @@ export class Gateway implements NetstackHandlers {
     this.netstack = netstack;
   }
 
-  onTcpConnect(flow: FlowAddrs, conn: TcpConnectionApi): void {
+  /** Bind the reverse forwards' host sockets (-t / -u). Rejects when one cannot be bound. */
+  async startForwards(): Promise<void> {
+    try {
+      for (const f of this.reverseTcp) f.start();
+      await Promise.all(this.reverseUdp.map((f) => f.start()));
+    } catch (e) {
+      for (const f of this.reverseTcp) f.close();
+      for (const f of this.reverseUdp) f.close();
+      throw e;
+    }
+  }
+
+  /** The bound host addresses of the reverse forwards, in option order (ports filled in). */
+  forwardsLocal(): { tcp: Endpoint[]; udp: Endpoint[] } {
+    return { tcp: this.reverseTcp.map((f) => f.local), udp: this.reverseUdp.map((f) => f.local) };
+  }
+
+  /**
+   * `synSeq` is the sequence number of the peer's SYN (the TCP layer does not pass the segment),
+   * used to quote the SYN in an ICMP unreachable when the host connect fails that way.
+   */
+  onTcpConnect(flow: FlowAddrs, conn: TcpConnectionApi, synSeq = 0): void {
     if (this.closed) {
+      conn.refuse();
+      return;
+    }
+    const rule = this.policy?.match(flow.dst, flow.dstPort);
+    if (rule?.action === "deny") {
+      this.drops.count("policy_denied_tcp");
+      this.denials.denied(rule, () => tcpNatKey(flow.src, flow.srcPort, flow.dst, flow.dstPort));
       conn.refuse();
       return;
     }
@@ -107,6 +163,7 @@ export class Gateway implements NetstackHandlers {
       drops: this.drops,
       connectTimeoutMs: this.tcpConnectTimeoutMs,
       onFinished: (b) => this.table.remove(b),
+      sendUnreachable: (original, kind) => this.netstack?.sendUnreachable(original, kind),
     });
     if (!this.table.add(bridge)) {
       // The netstack has no connection for this flow, so an entry left here is stale: a bug.
@@ -115,13 +172,24 @@ export class Gateway implements NetstackHandlers {
       conn.refuse();
       return;
     }
-    bridge.start(flow);
+    bridge.start(flow, synSeq);
   }
 
   onUdp(flow: FlowAddrs, payload: Uint8Array, packet: Uint8Array): void {
     if (this.closed) return;
     if (this.dnsServer && flow.dstPort === this.dnsPort && ipEquals(flow.dst, this.dnsAddr!)) {
       this.dnsServer.handle(flow, payload);
+      return;
+    }
+    for (const f of this.reverseUdp) if (f.matchReply(flow, payload)) return;
+    const rule = this.policy?.match(flow.dst, flow.dstPort);
+    if (rule?.action === "deny") {
+      this.drops.count("policy_denied_udp");
+      this.denials.denied(
+        rule,
+        () => `UDP ${formatIpPort(flow.src, flow.srcPort)} -> ${formatIpPort(flow.dst, flow.dstPort)}`,
+      );
+      this.netstack?.sendUnreachable(packet, "admin");
       return;
     }
     this.udp.forward(flow, payload, packet);
@@ -149,6 +217,8 @@ export class Gateway implements NetstackHandlers {
     if (this.closed) return;
     this.closed = true;
     this.dnsServer?.close();
+    for (const f of this.reverseTcp) f.close();
+    for (const f of this.reverseUdp) f.close();
     this.table.closeAll();
   }
 }

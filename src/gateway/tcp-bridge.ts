@@ -1,14 +1,15 @@
 import type { Socket, SocketHandler } from "bun";
 import type { TcpCloseReason, TcpConnectionApi } from "../netstack/tcp/api.ts";
-import type { FlowAddrs } from "../netstack/types.ts";
+import type { FlowAddrs, UnreachableKind } from "../netstack/types.ts";
 import type { Clock, Timer } from "../util/clock.ts";
 import type { Logger } from "../util/log.ts";
 import type { DropCounter } from "./drops.ts";
+import { synQuote } from "./icmp-quote.ts";
 import { formatIp } from "./ip-text.ts";
 import type { NatEntry } from "./nat-table.ts";
 
 /**
- * One TCP flow from the peer, bridged to a host socket made with Bun.connect.
+ * A TCP flow between the peer and a host socket, in either direction (see TcpRelay).
  *
  * Backpressure both ways without copying in the common case:
  * - peer -> host: bytes stay in the TCP receive buffer until the host socket takes them
@@ -26,26 +27,45 @@ import type { NatEntry } from "./nat-table.ts";
 /** The largest chunk one Bun socket read delivers: the bound on `pending`, measured on Bun 1.4.4. */
 export const MAX_SOCKET_READ = 512 * 1024;
 
-export interface TcpBridgeDeps {
+export interface TcpRelayDeps {
   clock: Clock;
   log: Logger;
   drops: DropCounter;
-  connectTimeoutMs: number;
   /** Called once when the flow is completely over (both sides closed). */
-  onFinished(bridge: TcpBridge): void;
+  onFinished(relay: TcpRelay): void;
 }
 
-type HostSocket = Socket<TcpBridge>;
+export interface TcpBridgeDeps extends TcpRelayDeps {
+  connectTimeoutMs: number;
+  /** netstack.sendUnreachable: an ICMP error to the peer quoting (a rebuilt copy of) its SYN. */
+  sendUnreachable?(original: Uint8Array, kind: UnreachableKind): void;
+}
+
+export type HostSocket = Socket<TcpRelay>;
 
 const EMPTY = new Uint8Array(0);
 
-export class TcpBridge implements NatEntry {
+/** Host connect errors that become an ICMP unreachable (plus the RST) instead of a plain RST. */
+const CONNECT_UNREACHABLE: Record<string, UnreachableKind> = {
+  EHOSTUNREACH: "host",
+  ENETUNREACH: "net",
+  ETIMEDOUT: "host",
+  EHOSTDOWN: "host",
+};
+
+/**
+ * The relay between one TCP connection with the peer and one host socket, shared by both
+ * directions of flow: TcpBridge (the peer connects out, we Bun.connect) and ReverseTcpBridge (a host
+ * client connects to a -t listener, we connect into the tunnel). Subclasses only differ in how the
+ * two ends come to exist; everything after (data, backpressure, half-close, teardown) is here.
+ */
+export abstract class TcpRelay implements NatEntry {
   readonly kind = "tcp";
-  private sock: HostSocket | undefined;
-  private readonly connectTimer: Timer;
+  protected sock: HostSocket | undefined;
   /** Host bytes the peer's send buffer did not take yet (copied out of Bun's read buffer). */
   private pending: Uint8Array = EMPTY;
-  private connecting = true;
+  /** Outgoing only: the host connect is under way (the peer waits in SYN-RECEIVED). */
+  protected connecting = false;
   private established = false;
   /** The host socket waits for drain before taking more peer bytes. */
   private awaitingDrain = false;
@@ -55,41 +75,19 @@ export class TcpBridge implements NatEntry {
   private hostEof = false;
   /** We called conn.shutdown() (FIN to the peer). */
   private peerWriteShut = false;
-  private hostClosed = false;
-  private connClosed = false;
+  protected hostClosed = false;
+  protected connClosed = false;
   private finished = false;
 
   constructor(
     readonly key: string,
-    private readonly conn: TcpConnectionApi,
-    private readonly deps: TcpBridgeDeps,
+    protected readonly conn: TcpConnectionApi,
+    protected readonly deps: TcpRelayDeps,
   ) {
-    this.connectTimer = deps.clock.timer(() => this.connectTimedOut());
     conn.onEstablished = () => this.onEstablished();
     conn.onReadable = () => this.pumpToHost();
     conn.onWritable = () => this.flushToPeer();
     conn.onClosed = (reason) => this.onConnClosed(reason);
-  }
-
-  /** Start the host-side connect; the peer gets its SYN-ACK (or RST) when it resolves. */
-  start(flow: FlowAddrs): void {
-    this.connectTimer.set(this.deps.connectTimeoutMs);
-    let connecting: Promise<HostSocket>;
-    try {
-      connecting = Bun.connect<TcpBridge>({
-        hostname: formatIp(flow.dst),
-        port: flow.dstPort,
-        allowHalfOpen: true,
-        data: this,
-        // The types only know the default "buffer" binary type; the handlers take plain Uint8Arrays.
-        socket: hostHandlers as unknown as SocketHandler<TcpBridge>,
-      });
-    } catch (e) {
-      this.connectFailed(e);
-      return;
-    }
-    // Failures are handled in connectError; this only keeps the rejection from being unhandled.
-    connecting.catch(() => {});
   }
 
   bufferedBytes(): number {
@@ -110,27 +108,7 @@ export class TcpBridge implements NatEntry {
     this.finish();
   }
 
-  // ---- host socket events (called through hostHandlers) ----
-
-  hostOpened(sock: HostSocket): void {
-    if (!this.connecting || this.connClosed) {
-      // The connect timed out, the peer went away or the gateway closed meanwhile.
-      sock.terminate();
-      return;
-    }
-    this.connecting = false;
-    this.connectTimer.clear();
-    this.sock = sock;
-    // No host bytes until the peer completes the handshake: nothing to put them in before that.
-    sock.pause();
-    this.deps.log.debug(`Connected to upstream TCP for ${this.key}`);
-    this.conn.accept();
-  }
-
-  hostConnectError(error: Error): void {
-    if (!this.connecting || this.connClosed) return;
-    this.connectFailed(error);
-  }
+  // ---- host socket events (called through the socket handlers) ----
 
   hostData(chunk: Uint8Array): void {
     if (this.connClosed) return;
@@ -190,10 +168,14 @@ export class TcpBridge implements NatEntry {
 
   private onEstablished(): void {
     this.established = true;
+    this.connectionEstablished();
     if (this.pending.length === 0 && !this.hostEof) this.sock?.resume();
     this.flushToPeer();
     this.pumpToHost();
   }
+
+  /** Hook for subclasses (logging). */
+  protected connectionEstablished(): void {}
 
   /** Peer -> host: hand the TCP receive buffer to the host socket until it is empty or full. */
   private pumpToHost(): void {
@@ -269,49 +251,133 @@ export class TcpBridge implements NatEntry {
     this.finish();
   }
 
-  private connectTimedOut(): void {
-    if (!this.connecting) return;
-    this.deps.log.debug(`Failed to connect to upstream TCP for ${this.key}: timed out`);
-    this.deps.drops.count("tcp_connect_timeout");
-    this.connecting = false;
-    this.connClosed = true;
-    this.conn.refuse();
-    this.finish();
-  }
-
-  private connectFailed(error: unknown): void {
-    const code = (error as { code?: string })?.code ?? String(error);
-    this.deps.log.debug(`Failed to connect to upstream TCP for ${this.key}: ${code}`);
-    this.deps.drops.count(code === "ECONNREFUSED" ? "tcp_connect_refused" : "tcp_connect_failed");
-    this.connecting = false;
-    this.connectTimer.clear();
-    this.connClosed = true;
-    this.conn.refuse();
-    this.finish();
-  }
-
-  private terminateHost(): void {
+  protected terminateHost(): void {
     const sock = this.sock;
     this.sock = undefined;
     this.hostClosed = true;
     sock?.terminate();
   }
 
-  private finish(): void {
+  /** Hook for subclasses: release their own timers. */
+  protected releaseTimers(): void {}
+
+  protected finish(): void {
     if (this.finished) return;
     this.finished = true;
-    this.connectTimer.clear();
+    this.releaseTimers();
     this.pending = EMPTY;
     // The host socket closes on its own after end(); its close event is then ignored.
     this.deps.onFinished(this);
   }
 }
 
-/** Shared by every bridge: Bun passes the bridge as socket.data, so no closures per connection. */
-const hostHandlers: SocketHandler<TcpBridge, "uint8array"> = {
+/** One TCP flow from the peer, bridged to a host socket made with Bun.connect. */
+export class TcpBridge extends TcpRelay {
+  private readonly connectTimer: Timer;
+  private flow: FlowAddrs | undefined;
+  private synSeq = 0;
+
+  constructor(
+    key: string,
+    conn: TcpConnectionApi,
+    private readonly bridgeDeps: TcpBridgeDeps,
+  ) {
+    super(key, conn, bridgeDeps);
+    this.connectTimer = bridgeDeps.clock.timer(() => this.connectTimedOut());
+  }
+
+  /**
+   * Start the host-side connect; the peer gets its SYN-ACK (or RST / ICMP unreachable) when it
+   * resolves. `synSeq` is the sequence number of the peer's SYN, for quoting it in an ICMP error.
+   */
+  start(flow: FlowAddrs, synSeq = 0): void {
+    this.flow = flow;
+    this.synSeq = synSeq;
+    this.connecting = true;
+    this.connectTimer.set(this.bridgeDeps.connectTimeoutMs);
+    let connecting: Promise<HostSocket>;
+    try {
+      connecting = Bun.connect<TcpRelay>({
+        hostname: formatIp(flow.dst),
+        port: flow.dstPort,
+        allowHalfOpen: true,
+        data: this,
+        // The types only know the default "buffer" binary type; the handlers take plain Uint8Arrays.
+        socket: connectHandlers as unknown as SocketHandler<TcpRelay>,
+      });
+    } catch (e) {
+      this.connectFailed(e);
+      return;
+    }
+    // Failures are handled in connectError; this only keeps the rejection from being unhandled.
+    connecting.catch(() => {});
+  }
+
+  hostOpened(sock: HostSocket): void {
+    if (!this.connecting || this.connClosed) {
+      // The connect timed out, the peer went away or the gateway closed meanwhile.
+      sock.terminate();
+      return;
+    }
+    this.connecting = false;
+    this.connectTimer.clear();
+    this.sock = sock;
+    // No host bytes until the peer completes the handshake: nothing to put them in before that.
+    sock.pause();
+    this.deps.log.debug(`Connected to upstream TCP for ${this.key}`);
+    this.conn.accept();
+  }
+
+  hostConnectError(error: Error): void {
+    if (!this.connecting || this.connClosed) return;
+    this.connectFailed(error);
+  }
+
+  protected override releaseTimers(): void {
+    this.connectTimer.clear();
+  }
+
+  /** The host never answered: ICMP host unreachable to the peer, then forget the flow. */
+  private connectTimedOut(): void {
+    if (!this.connecting) return;
+    this.deps.log.debug(`Failed to connect to upstream TCP for ${this.key}: timed out`);
+    this.deps.drops.count("tcp_connect_timeout");
+    this.giveUp("host");
+  }
+
+  private connectFailed(error: unknown): void {
+    const code = (error as { code?: string })?.code ?? String(error);
+    this.deps.log.debug(`Failed to connect to upstream TCP for ${this.key}: ${code}`);
+    const kind = CONNECT_UNREACHABLE[code];
+    this.deps.drops.count(
+      code === "ECONNREFUSED" ? "tcp_connect_refused" : kind ? "tcp_connect_unreachable" : "tcp_connect_failed",
+    );
+    this.giveUp(kind);
+  }
+
+  /**
+   * End a connect that failed. Refused (or an unknown error): RST. Unreachable or timed out: an ICMP
+   * unreachable quoting the SYN first, then the RST too — the TCP layer has no way to forget a
+   * SYN-RECEIVED connection without one (refuse() and abort() both reset). A peer that honours the
+   * ICMP error has already dropped its socket when the RST arrives, so the RST is ignored there.
+   */
+  private giveUp(kind: UnreachableKind | undefined): void {
+    this.connecting = false;
+    this.connectTimer.clear();
+    this.connClosed = true;
+    if (kind && this.flow && this.bridgeDeps.sendUnreachable)
+      this.bridgeDeps.sendUnreachable(synQuote(this.flow, this.synSeq), kind);
+    this.conn.refuse();
+    this.finish();
+  }
+}
+
+/**
+ * Shared by every relay: Bun passes the relay as socket.data, so no closures per connection.
+ * open/connectError are the outgoing connect's; a listener supplies its own open.
+ */
+export const relayHandlers: SocketHandler<TcpRelay, "uint8array"> = {
   binaryType: "uint8array",
-  open: (s) => s.data.hostOpened(s as HostSocket),
-  connectError: (s, e) => s.data.hostConnectError(e),
   data: (s, d) => s.data.hostData(d),
   drain: (s) => s.data.hostDrained(),
   end: (s) => s.data.hostEnded(),
@@ -321,4 +387,10 @@ const hostHandlers: SocketHandler<TcpBridge, "uint8array"> = {
     s.terminate();
     s.data.hostSocketClosed(e);
   },
+};
+
+const connectHandlers: SocketHandler<TcpRelay, "uint8array"> = {
+  ...relayHandlers,
+  open: (s) => (s.data as TcpBridge).hostOpened(s as HostSocket),
+  connectError: (s, e) => (s.data as TcpBridge).hostConnectError(e),
 };
