@@ -101,6 +101,12 @@ const COMMON: FlagSpec[] = [
     defaultText: "info",
   },
   { long: "pcap", takesValue: true, valueHint: "FILE", description: "write every inner packet to this pcap file" },
+  {
+    long: "stats-listen",
+    takesValue: true,
+    valueHint: "IP:PORT",
+    description: "serve /stats (JSON), /metrics (Prometheus) and /healthz over HTTP here (use a loopback address)",
+  },
 ];
 
 export const MAIN_FLAGS: FlagSpec[] = [
@@ -205,3 +211,38 @@ export const UP_FLAGS: FlagSpec[] = [
 ];
 
 export const KEYTOOL_FLAGS: FlagSpec[] = [HELP];
+
+/** `wgslirpy replay FILE.pcap`: feed a capture's peer-side packets through the netstack. */
+export const REPLAY_FLAGS: FlagSpec[] = [
+  {
+    long: "upstream",
+    takesValue: true,
+    valueHint: "capture|accept|refuse|live",
+    description:
+      "what answers the peer's TCP connections: the original server's bytes from the capture (default), a stub that accepts and discards, RST, or the real network",
+    defaultText: "capture",
+  },
+  {
+    long: "peer",
+    takesValue: true,
+    repeatable: true,
+    valueHint: "IP",
+    description: "the peer's inner address(es); default: the source of the first IPv4 and IPv6 packet",
+  },
+  {
+    long: "pingable",
+    short: "P",
+    takesValue: true,
+    valueHint: "IP",
+    description: "answer echo requests to this address",
+  },
+  {
+    long: "dns",
+    short: "D",
+    takesValue: true,
+    valueHint: "IP:PORT",
+    description: "with --upstream live: serve DNS here",
+  },
+  { long: "mtu", takesValue: true, valueHint: "bytes", description: "inner MTU", defaultText: "1420" },
+  HELP,
+];

@@ -4,6 +4,7 @@
  * UDP port is taken), 2 bad command line or configuration (one `wgslirpy: error: ...` line).
  */
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { homedir, networkInterfaces } from "node:os";
 import { type ArgsDef, defineCommand, renderUsage } from "citty";
 import type { GatewayOptions } from "../options.ts";
@@ -11,8 +12,8 @@ import { loadOrCreateKeys, resolveStateDir, StateError } from "../state/keys.ts"
 import { formatEndpoint } from "../util/endpoint.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { generatePrivateKey, keyToBase64, publicKeyOf } from "../wireguard/keys.ts";
-import { type FlagSpec, KEYTOOL_FLAGS, MAIN_FLAGS, UP_FLAGS } from "./flags.ts";
-import { CliError, parseFlags, parseGatewayArgs, parseKeyFor, type ReadTextFile } from "./parse.ts";
+import { type FlagSpec, KEYTOOL_FLAGS, MAIN_FLAGS, REPLAY_FLAGS, UP_FLAGS } from "./flags.ts";
+import { CliError, FlagReader, parseFlags, parseGatewayArgs, parseKeyFor, type ReadTextFile } from "./parse.ts";
 import { type InterfaceList, parseUpArgs, peerEndpointFor, renderPeerConfig, upGatewayOptions } from "./up.ts";
 
 export const EXIT_OK = 0;
@@ -73,10 +74,17 @@ const pubkeyCommand = defineCommand({
   meta: { name: "pubkey", description: "read a private key on stdin, print its public key (like wg pubkey)" },
   args: cittyArgs(KEYTOOL_FLAGS),
 });
+const replayCommand = defineCommand({
+  meta: {
+    name: "replay",
+    description: "feed the peer-side packets of a pcap through the netstack and print what it does",
+  },
+  args: cittyArgs(REPLAY_FLAGS),
+});
 const mainCommand = defineCommand({
   meta: { name: "wgslirpy", description: DESCRIPTION },
   args: cittyArgs(MAIN_FLAGS),
-  subCommands: { up: upCommand, genkey: genkeyCommand, pubkey: pubkeyCommand },
+  subCommands: { up: upCommand, genkey: genkeyCommand, pubkey: pubkeyCommand, replay: replayCommand },
 });
 
 function oneLine(text: string): string {
@@ -95,6 +103,14 @@ function wantsHelp(argv: readonly string[]): boolean {
 export async function runCli(argv: readonly string[], io: CliIo = processIo): Promise<number> {
   const sub = argv[0];
   try {
+    if (sub === "replay") {
+      const rest = argv.slice(1);
+      if (wantsHelp(rest)) {
+        io.stdout(`${await renderUsage(replayCommand, mainCommand)}\n`);
+        return EXIT_OK;
+      }
+      return await runReplay(rest, io);
+    }
     if (sub === "up" || sub === "genkey" || sub === "pubkey") {
       const rest = argv.slice(1);
       const cmd = sub === "up" ? upCommand : sub === "genkey" ? genkeyCommand : pubkeyCommand;
@@ -131,6 +147,45 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
     io.stderr(`wgslirpy: error: ${oneLine(e instanceof Error ? e.message : String(e))}\n`);
     return EXIT_FAILURE;
   }
+}
+
+async function runReplay(argv: readonly string[], io: CliIo): Promise<number> {
+  const parsed = parseFlags(argv, REPLAY_FLAGS);
+  if (parsed.positionals.length !== 1) throw new CliError("replay needs exactly one capture file (replay FILE.pcap)");
+  const r = new FlagReader(parsed, REPLAY_FLAGS);
+  const upstream = r.string("upstream") ?? "capture";
+  if (upstream !== "capture" && upstream !== "accept" && upstream !== "refuse" && upstream !== "live")
+    throw new CliError(`invalid --upstream "${upstream}": expected capture, accept, refuse or live`);
+  const pingable = r.string("pingable");
+  if (pingable !== undefined && !isIP(pingable))
+    throw new CliError(`invalid --pingable "${pingable}": not an IP address`);
+  const file = parsed.positionals[0] as string;
+  let data: Uint8Array;
+  try {
+    data = new Uint8Array(readFileSync(file));
+  } catch (e) {
+    throw new CliError(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  const { replayPcap } = await import("../replay/replay.ts");
+  let result: Awaited<ReturnType<typeof replayPcap>>;
+  try {
+    result = await replayPcap(data, {
+      upstream,
+      peers: r.all("peer"),
+      pingable,
+      dns: r.endpoint("dns"),
+      mtu: r.int("mtu", 576, 65535, 1420),
+      out: (line) => io.stdout(`${line}\n`),
+    });
+  } catch (e) {
+    throw new CliError(`${file}: ${(e as Error).message}`);
+  }
+  const drops = Object.entries(result.drops).filter(([, n]) => n > 0);
+  io.stdout(
+    `replayed ${result.fed} peer packets (${result.skipped} from the other side skipped); ` +
+      `the stack sent ${result.emitted.length}; drops: ${drops.length ? drops.map(([k, n]) => `${k}=${n}`).join(" ") : "none"}\n`,
+  );
+  return EXIT_OK;
 }
 
 async function runUp(argv: readonly string[], io: CliIo): Promise<number> {

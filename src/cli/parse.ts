@@ -271,6 +271,7 @@ export function parseCommon(r: FlagReader, env: Record<string, string | undefine
     incomingTcp: r.all("incoming-tcp").map((t) => parseForward(t, r.name("incoming-tcp"))),
     logLevel,
     pcap,
+    statsListen: r.endpoint("stats-listen", true),
     policy: parsePolicy(r),
   };
 }
