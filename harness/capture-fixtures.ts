@@ -25,7 +25,19 @@ try {
 
   async function capture(name: string, traffic: () => Promise<unknown>): Promise<void> {
     const file = `${outDir}/${name}.pcap`;
-    const td = spawnBg(w.t.peer, `tcpdump ${name}`, ["tcpdump", "--immediate-mode", "-Z", "root", "-i", ifname, "-U", "-s", "0", "-w", file]);
+    const td = spawnBg(w.t.peer, `tcpdump ${name}`, [
+      "tcpdump",
+      "--immediate-mode",
+      "-Z",
+      "root",
+      "-i",
+      ifname,
+      "-U",
+      "-s",
+      "0",
+      "-w",
+      file,
+    ]);
     await td.waitFor(/listening on/, 5000);
     await traffic();
     await Bun.sleep(300);
