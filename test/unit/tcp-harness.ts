@@ -194,7 +194,15 @@ export interface Harness {
 }
 
 export function harness(
-  opts: { bufferSize?: number; mss?: number; seed?: number; synTimeoutMs?: number } = {},
+  opts: {
+    bufferSize?: number;
+    mss?: number;
+    seed?: number;
+    synTimeoutMs?: number;
+    congestionControl?: "cubic" | "newreno";
+    maxConnections?: number;
+    finWait2TimeoutMs?: number;
+  } = {},
 ): Harness {
   const clock = new VirtualClock();
   const out = new FakeOutput();
@@ -209,6 +217,9 @@ export function harness(
     bufferSize: opts.bufferSize ?? 65536,
     onConnect: (flow, conn) => connects.push({ flow, conn }),
     synTimeoutMs: opts.synTimeoutMs,
+    congestionControl: opts.congestionControl,
+    maxConnections: opts.maxConnections,
+    finWait2TimeoutMs: opts.finWait2TimeoutMs,
   });
   return {
     clock,

@@ -104,7 +104,7 @@ describe("TCP retransmission", () => {
   });
 
   test("three duplicate ACKs: fast retransmit, fast recovery, NewReno partial ACK, exit", () => {
-    const h = harness();
+    const h = harness({ congestionControl: "newreno" });
     const { conn, iss, dbg } = establishRtt100(h);
     const mss = 1420;
     expect(conn.write(bytes(6 * mss))).toBe(6 * mss);

@@ -1,7 +1,10 @@
 /**
  * One TCP connection: the RFC 9293 state machine (§3.3.2, event processing §3.10), retransmission
- * per RFC 6298, NewReno loss recovery (RFC 5681 / RFC 6582), window scaling and timestamps
- * (RFC 7323), SACK blocks for out-of-order data (RFC 2018) and the RFC 5961 RST/SYN/ACK defences.
+ * per RFC 6298, loss recovery driven by the peer's SACK blocks (RFC 2018 scoreboard, RFC 6675
+ * pipe/NextSeg/rescue retransmission) with NewReno (RFC 5681 / RFC 6582) as the fallback when SACK
+ * is not negotiated, window scaling and timestamps (RFC 7323), SACK blocks for out-of-order data
+ * and the RFC 5961 RST/SYN/ACK defences. Congestion control is pluggable (congestion/: CUBIC by
+ * default, NewReno).
  *
  * The segment parsing and the demux live in layer.ts; buffers, RTT and congestion control in
  * their own files. No Nagle: data goes out as soon as window and congestion window allow.
@@ -14,9 +17,10 @@ import type { Random } from "../../util/random.ts";
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from "../../wire/tcp.ts";
 import type { IpAddr, IpOutput } from "../types.ts";
 import type { TcpCloseReason, TcpConnectionApi, TcpState } from "./api.ts";
-import { NewReno } from "./congestion/newreno.ts";
+import { Cubic } from "./congestion/cubic.ts";
 import type { CongestionControl, CongestionControlFactory } from "./congestion/types.ts";
 import {
+  DEFAULT_FIN_WAIT_2_TIMEOUT_MS,
   DEFAULT_MSS_V4,
   DEFAULT_MSS_V6,
   DUPACK_THRESHOLD,
@@ -27,6 +31,7 @@ import {
 } from "./constants.ts";
 import { ReceiveBuffer } from "./receive-buffer.ts";
 import { RttEstimator } from "./rtt.ts";
+import { SackScoreboard } from "./sack.ts";
 import { emitReset, emitSegment, type PayloadWriter, scratchHeader, type TcpSegmentIn } from "./segment.ts";
 import { SendBuffer } from "./send-buffer.ts";
 import { seqAdd, seqDiff, seqGe, seqGt, seqInRange, seqLe, seqLt } from "./seq.ts";
@@ -52,7 +57,10 @@ export interface TcpConnectionOptions {
   synTimeoutMs: number;
   /** Called once when the connection is finished and must leave the demux table. */
   onGone: (conn: TcpConnection) => void;
+  /** Congestion controller per connection; CUBIC when absent. */
   congestionControl?: CongestionControlFactory;
+  /** Bound on FIN-WAIT-2 without progress from the peer (default 60 s). */
+  finWait2TimeoutMs?: number;
 }
 
 const EV_ESTABLISHED = 1;
@@ -122,8 +130,14 @@ export class TcpConnection implements TcpConnectionApi {
   // Loss recovery.
   private dupAcks = 0;
   private inRecovery = false;
-  /** RFC 6582 "recover": sndMax when recovery (or the last timeout) began. */
+  /** RFC 6582 "recover" / RFC 6675 RecoveryPoint: sndMax when recovery (or the last timeout) began. */
   private recover = 0;
+  /** SACK scoreboard of what the peer holds above SND.UNA (RFC 6675 §3). */
+  private readonly sb = new SackScoreboard();
+  /** RFC 6675 HighRxt: the end of the highest range retransmitted in this recovery. */
+  private highRxt = 0;
+  /** RFC 6675 rescue retransmission already done in this recovery. */
+  private rescueDone = false;
   private retries = 0;
   private persisting = false;
   /** Karn-compliant timing of one segment when timestamps are off. */
@@ -165,7 +179,7 @@ export class TcpConnection implements TcpConnectionApi {
     this.sendMss = Math.min(opts.mss, opts.remote.length === 4 ? DEFAULT_MSS_V4 : DEFAULT_MSS_V6);
     this.sendBuf = new SendBuffer(opts.bufferSize);
     this.recvBuf = new ReceiveBuffer(opts.bufferSize);
-    this.cc = (opts.congestionControl ?? ((mss: number) => new NewReno(mss)))(this.sendMss);
+    this.cc = (opts.congestionControl ?? ((mss: number) => new Cubic(mss)))(this.sendMss);
     this.rtxTimer = opts.clock.timer(() => this.onRetransmitTimer());
     this.auxTimer = opts.clock.timer(() => this.onAuxTimer());
     this.writePayload = (dst, dstOff, len) => this.sendBuf.copyOut(this.payloadOffset, len, dst, dstOff);
@@ -217,6 +231,14 @@ export class TcpConnection implements TcpConnectionApi {
   get readEof(): boolean {
     return this.rcvFin && this.recvBuf.length === 0;
   }
+  /** Out-of-order bytes held for this flow (waiting for a hole to fill). */
+  get outOfOrderBuffered(): number {
+    return this.recvBuf.outOfOrderBytes;
+  }
+  /** Congestion window in bytes (for observability). */
+  get congestionWindow(): number {
+    return this.cc.cwnd;
+  }
 
   accept(): void {
     if (this.state !== "SYN-RECEIVED" || this.synAckSent || !this.passive) return;
@@ -250,7 +272,9 @@ export class TcpConnection implements TcpConnectionApi {
   }
 
   consume(n: number): void {
-    if (this.recvBuf.consume(n) === 0) return;
+    const k = this.recvBuf.consume(n);
+    if (k === 0) return;
+    if (!this.released) this.opts.stats.receiveBufferedBytes -= k;
     if (this.closePending && this.recvBuf.length === 0) this.fireClosed("closed");
     if (this.rcvFin) return;
     if (this.state !== "ESTABLISHED" && this.state !== "FIN-WAIT-1" && this.state !== "FIN-WAIT-2") return;
@@ -265,6 +289,7 @@ export class TcpConnection implements TcpConnectionApi {
     const s = this.state;
     if (s !== "ESTABLISHED" && s !== "CLOSE-WAIT" && s !== "SYN-SENT" && s !== "SYN-RECEIVED") return 0;
     const n = this.sendBuf.write(data);
+    this.opts.stats.sendBufferedBytes += n;
     if (n < data.length) this.writeBlocked = true;
     if (n > 0) this.trySend();
     return n;
@@ -467,7 +492,10 @@ export class TcpConnection implements TcpConnectionApi {
     const ourFinAcked = this.finQueued && seqGt(this.sndUna, this.finSeq);
     switch (this.state) {
       case "FIN-WAIT-1":
-        if (ourFinAcked) this.state = "FIN-WAIT-2";
+        if (ourFinAcked) {
+          this.state = "FIN-WAIT-2";
+          this.auxTimer.set(this.finWait2TimeoutMs);
+        }
         break;
       case "CLOSING":
         if (ourFinAcked) {
@@ -505,13 +533,20 @@ export class TcpConnection implements TcpConnectionApi {
         truncated = true;
       }
       if (len > 0) {
+        const oooBefore = this.recvBuf.outOfOrderBytes;
         const advance = this.recvBuf.write(off, seg.buf, from, len);
         if (advance < 0) {
           stats.drop("tcp-out-of-order-full");
           truncated = true;
-        } else if (advance > 0) {
-          this.rcvNxt = seqAdd(this.rcvNxt, advance);
-          this.events |= EV_READABLE;
+        } else {
+          stats.outOfOrderBytes += this.recvBuf.outOfOrderBytes - oooBefore;
+          if (advance > 0) {
+            stats.receiveBufferedBytes += advance;
+            this.rcvNxt = seqAdd(this.rcvNxt, advance);
+            this.events |= EV_READABLE;
+            // FIN-WAIT-2 bounds idleness, not a half-closed transfer that is still moving.
+            if (this.state === "FIN-WAIT-2") this.auxTimer.set(this.finWait2TimeoutMs);
+          }
         }
       }
       if (f & TCP_FIN && !truncated && !this.peerFinKnown) {
@@ -590,17 +625,41 @@ export class TcpConnection implements TcpConnectionApi {
       return false;
     }
     const newWnd = seg.window * 2 ** this.sndShift;
-    if (seqGt(ack, this.sndUna)) {
-      this.onNewAck(seg, ack);
-    } else if (
-      ack === this.sndUna &&
-      seg.payloadLength === 0 &&
-      !(seg.flags & (TCP_SYN | TCP_FIN)) &&
-      this.sndMax !== this.sndUna &&
-      newWnd === this.sndWnd &&
-      this.sndWnd > 0
+    const advanced = seqGt(ack, this.sndUna);
+    const dataAcked = advanced ? this.ackData(seg, ack) : 0;
+    // RFC 6675 Update(): fold the SACK blocks into the scoreboard.
+    let newlySacked = 0;
+    const o = seg.options;
+    if (this.sackEnabled) {
+      if (advanced) this.sb.ackTo(ack);
+      for (let i = 0; i < o.sackCount; i++) {
+        newlySacked += this.sb.add(
+          o.sackBlocks[2 * i] as number,
+          o.sackBlocks[2 * i + 1] as number,
+          this.sndUna,
+          this.sndMax,
+        );
+      }
+    }
+    if (advanced) {
+      this.onNewAck(dataAcked);
+    } else if (ack === this.sndUna && this.sndMax !== this.sndUna) {
+      // A duplicate ACK (RFC 5681 §2). With SACK it must report new data (RFC 6675 §2), so
+      // duplicated or window-update ACKs do not count; an ACK without any SACK block falls back to
+      // the classic rule.
+      const classic =
+        seg.payloadLength === 0 && !(seg.flags & (TCP_SYN | TCP_FIN)) && newWnd === this.sndWnd && this.sndWnd > 0;
+      if (this.sackEnabled ? newlySacked > 0 || (classic && o.sackCount === 0) : classic) this.onDupAck();
+    }
+    // RFC 6675 §5 (b): enough SACKed above SND.UNA means it is lost, whatever the ACK count.
+    if (
+      this.sackEnabled &&
+      !this.inRecovery &&
+      newlySacked > 0 &&
+      seqGe(this.sndUna, this.recover) &&
+      this.sb.isLost(this.sndUna, this.sendMss)
     ) {
-      this.onDupAck();
+      this.enterRecovery();
     }
     // Window update (§3.10.7.4): only from segments newer than the last update.
     if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack))) {
@@ -609,9 +668,11 @@ export class TcpConnection implements TcpConnectionApi {
     return true;
   }
 
-  private onNewAck(seg: TcpSegmentIn, ack: number): void {
+  /** SND.UNA advances to `ack`: free the send buffer, take an RTT sample. Returns data bytes acked. */
+  private ackData(seg: TcpSegmentIn, ack: number): number {
     const dataAcked = Math.min(Math.max(0, seqDiff(ack, this.sndBufSeq)), this.sendBuf.length);
     this.sendBuf.drop(dataAcked);
+    this.opts.stats.sendBufferedBytes -= dataAcked;
     this.sndBufSeq = seqAdd(this.sndBufSeq, dataAcked);
     this.sndUna = ack;
     if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
@@ -623,20 +684,25 @@ export class TcpConnection implements TcpConnectionApi {
     }
     this.rtt.resetBackoff();
     this.retries = 0;
-    const flight = seqDiff(this.sndMax, this.sndUna);
+    return dataAcked;
+  }
+
+  private onNewAck(dataAcked: number): void {
+    const ack = this.sndUna;
     if (this.inRecovery) {
       if (seqGe(ack, this.recover)) {
         this.inRecovery = false;
         this.dupAcks = 0;
-        this.cc.onExitRecovery(flight);
-      } else {
+        this.cc.onExitRecovery(seqDiff(this.sndMax, this.sndUna) - this.sb.sackedBytes);
+      } else if (!this.sackEnabled) {
         // RFC 6582 §3.2 step 5: partial ACK, retransmit the next hole at once.
         this.cc.onPartialAck(dataAcked);
         this.retransmitHead();
       }
+      // With SACK, trySend() runs NextSeg against the updated pipe.
     } else {
       this.dupAcks = 0;
-      if (dataAcked > 0) this.cc.onAck(dataAcked, this.opts.clock.now());
+      if (dataAcked > 0) this.cc.onAck(dataAcked, this.opts.clock.now(), this.rtt.srtt);
     }
     // RFC 6298 §5.2-5.3.
     if (this.sndMax === this.sndUna) this.rtxTimer.clear();
@@ -649,15 +715,30 @@ export class TcpConnection implements TcpConnectionApi {
 
   private onDupAck(): void {
     this.dupAcks++;
-    if (this.dupAcks === DUPACK_THRESHOLD && !this.inRecovery && seqGe(this.sndUna, this.recover)) {
-      // RFC 5681 §3.2 steps 2-3 / RFC 6582 §3.2 step 2: fast retransmit, enter fast recovery.
-      this.inRecovery = true;
-      this.recover = this.sndMax;
-      this.cc.onEnterRecovery(seqDiff(this.sndMax, this.sndUna), this.opts.clock.now());
-      this.retransmitHead();
-    } else if (this.inRecovery && this.dupAcks > DUPACK_THRESHOLD) {
-      this.cc.onDupAckInRecovery();
+    if (this.inRecovery) {
+      if (!this.sackEnabled && this.dupAcks > DUPACK_THRESHOLD) this.cc.onDupAckInRecovery();
+      return;
     }
+    // RFC 5681 §3.2 steps 2-3 / RFC 6582 §3.2 step 2 / RFC 6675 §5 (a): fast retransmit.
+    if (this.dupAcks >= DUPACK_THRESHOLD && seqGe(this.sndUna, this.recover)) {
+      if (this.sackEnabled || this.dupAcks === DUPACK_THRESHOLD) this.enterRecovery();
+    }
+  }
+
+  /** Enter fast recovery and retransmit the first unacknowledged segment (RFC 6675 §5 step 4). */
+  private enterRecovery(): void {
+    this.inRecovery = true;
+    this.recover = this.sndMax;
+    this.opts.stats.fastRecoveries++;
+    this.cc.onEnterRecovery(seqDiff(this.sndMax, this.sndUna), this.opts.clock.now(), this.sackEnabled);
+    if (!this.sackEnabled) {
+      this.retransmitHead();
+      return;
+    }
+    this.rescueDone = false;
+    this.highRxt = this.sndUna;
+    const n = this.retransmitAt(this.sndUna, this.sb.nextSackedAfter(this.sndUna, this.sndMax));
+    this.highRxt = seqAdd(this.sndUna, n);
   }
 
   // ---------------------------------------------------------------- output
@@ -666,31 +747,103 @@ export class TcpConnection implements TcpConnectionApi {
   private trySend(): void {
     const s = this.state;
     if (s !== "ESTABLISHED" && s !== "CLOSE-WAIT" && s !== "FIN-WAIT-1" && s !== "CLOSING" && s !== "LAST-ACK") return;
-    const mss = this.sendMss;
-    for (;;) {
-      const unsent = seqDiff(seqAdd(this.sndBufSeq, this.sendBuf.length), this.sndNxt);
-      if (unsent > 0) {
-        const inFlight = seqDiff(this.sndNxt, this.sndUna);
-        const usable = Math.min(this.sndWnd, this.cc.cwnd) - inFlight;
-        if (usable <= 0) break;
-        const len = Math.min(unsent, usable, mss);
-        // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): no small segment that is not the tail of
-        // the data while an ACK is still due, unless it is at least half the peer's largest window.
-        if (len < mss && len < unsent && inFlight > 0 && len < this.maxSndWnd / 2) break;
-        const fin = this.finQueued && len === unsent;
-        this.sendData(this.sndNxt, len, fin);
-        this.sndNxt = seqAdd(this.sndNxt, len + (fin ? 1 : 0));
-        continue;
-      }
-      if (this.finQueued && this.sndNxt === this.finSeq) {
-        this.sendData(this.sndNxt, 0, true);
-        this.sndNxt = seqAdd(this.sndNxt, 1);
-      }
-      break;
-    }
+    if (this.inRecovery && this.sackEnabled) this.sendRecovery();
+    else this.sendNormal();
     const unsent = seqDiff(seqAdd(this.sndBufSeq, this.sendBuf.length), this.sndNxt);
     if (this.sndWnd === 0 && unsent > 0 && this.sndNxt === this.sndUna) this.persisting = true;
     this.armTimer();
+  }
+
+  /**
+   * Outside SACK recovery: send from SND.NXT (new data, or go-back-N after a timeout, skipping what
+   * the peer SACKed). Bytes the peer SACKed have left the network and do not count as in flight.
+   */
+  private sendNormal(): void {
+    const sack = this.sackEnabled && this.sb.count > 0;
+    for (;;) {
+      if (sack && seqLt(this.sndNxt, this.sndMax)) {
+        const skip = this.sb.skipSacked(this.sndNxt);
+        if (skip !== this.sndNxt) {
+          this.sndNxt = skip;
+          continue;
+        }
+      }
+      const outstanding = seqDiff(this.sndNxt, this.sndUna);
+      const inFlight = sack ? outstanding - this.sb.sackedBetween(this.sndUna, this.sndNxt) : outstanding;
+      const usable = Math.min(this.sndWnd - outstanding, this.cc.cwnd - inFlight);
+      let limit = usable;
+      if (sack && seqLt(this.sndNxt, this.sndMax)) {
+        limit = Math.min(limit, seqDiff(this.sb.nextSackedAfter(this.sndNxt, this.sndMax), this.sndNxt));
+      }
+      const n = this.sendNew(limit, inFlight > 0);
+      if (n === 0) break;
+    }
+  }
+
+  /**
+   * Send one segment at SND.NXT of at most `usable` bytes (FIN included when it is due). Sender SWS
+   * avoidance (RFC 9293 §3.8.6.2.1): no small segment that is not the tail of the data while an ACK
+   * is still due, unless it is at least half the peer's largest window. Returns the sequence space
+   * used (0 when nothing went out).
+   */
+  private sendNew(usable: number, ackDue: boolean): number {
+    const unsent = seqDiff(seqAdd(this.sndBufSeq, this.sendBuf.length), this.sndNxt);
+    if (unsent > 0) {
+      if (usable <= 0) return 0;
+      const mss = this.sendMss;
+      const len = Math.min(unsent, usable, mss);
+      if (len < mss && len < unsent && ackDue && len < this.maxSndWnd / 2) return 0;
+      const fin = this.finQueued && len === unsent;
+      this.sendData(this.sndNxt, len, fin);
+      const used = len + (fin ? 1 : 0);
+      this.sndNxt = seqAdd(this.sndNxt, used);
+      return used;
+    }
+    if (this.finQueued && this.sndNxt === this.finSeq) {
+      this.sendData(this.sndNxt, 0, true);
+      this.sndNxt = seqAdd(this.sndNxt, 1);
+      return 1;
+    }
+    return 0;
+  }
+
+  /**
+   * RFC 6675 §5 step (C): while cwnd - pipe >= 1 SMSS, send what NextSeg() picks: (1) the first
+   * lost hole above HighRxt, (2) new data, (3) the first un-SACKed hole above HighRxt, (4) one
+   * rescue retransmission of the highest un-SACKed segment per recovery.
+   */
+  private sendRecovery(): void {
+    const mss = this.sendMss;
+    const una = this.sndUna;
+    if (seqLt(this.highRxt, una)) this.highRxt = una;
+    let pipe = this.sb.pipe(una, this.sndMax, this.highRxt, mss);
+    while (this.cc.cwnd - pipe >= mss) {
+      let s = this.sb.findHole(this.highRxt, una, mss, true);
+      if (s < 0) {
+        const n = this.sndNxt === this.sndMax ? this.sendNew(this.sndWnd - seqDiff(this.sndNxt, una), true) : 0;
+        if (n > 0) {
+          pipe += n;
+          continue;
+        }
+        s = this.sb.findHole(this.highRxt, una, mss, false);
+      }
+      if (s >= 0) {
+        const n = this.retransmitAt(s, this.sb.holeEnd);
+        if (n === 0) break;
+        this.highRxt = seqAdd(s, n);
+        pipe += n;
+        continue;
+      }
+      if (!this.rescueDone && !this.sb.empty && seqLt(this.sb.highSacked, this.sndMax)) {
+        this.rescueDone = true;
+        let from = seqAdd(this.sndMax, -mss);
+        if (seqLt(from, this.sb.highSacked)) from = this.sb.highSacked;
+        if (seqLt(from, this.highRxt)) from = this.highRxt;
+        const n = seqLt(from, this.sndMax) ? this.retransmitAt(from, this.sndMax) : 0;
+        pipe += n;
+      }
+      break;
+    }
   }
 
   /** Emit data [seq, seq+len) from the send buffer, with FIN when `fin`. */
@@ -714,6 +867,20 @@ export class TcpConnection implements TcpConnectionApi {
     }
     const end = seqAdd(seq, len + (fin ? 1 : 0));
     if (seqGt(end, this.sndMax)) this.sndMax = end;
+  }
+
+  /**
+   * Retransmit one segment starting at `seq`, at most one MSS and not past `limit` (the FIN rides
+   * along when the segment reaches it). Returns the sequence space resent (0 when nothing).
+   */
+  private retransmitAt(seq: number, limit: number): number {
+    const dataEnd = seqAdd(this.sndBufSeq, this.sendBuf.length);
+    const len = Math.max(0, Math.min(this.sendMss, seqDiff(limit, seq), seqDiff(dataEnd, seq)));
+    const end = seqAdd(seq, len);
+    const fin = this.finQueued && end === this.finSeq && seqGt(this.sndMax, this.finSeq) && seqGt(limit, end);
+    if (len === 0 && !fin) return 0;
+    this.sendData(seq, len, fin);
+    return len + (fin ? 1 : 0);
   }
 
   /** Retransmit the first unacknowledged segment (fast retransmit, partial ACK). */
@@ -824,6 +991,10 @@ export class TcpConnection implements TcpConnectionApi {
     return field;
   }
 
+  private get finWait2TimeoutMs(): number {
+    return this.opts.finWait2TimeoutMs ?? DEFAULT_FIN_WAIT_2_TIMEOUT_MS;
+  }
+
   private windowUpdateThreshold(): number {
     return Math.min(this.ourMss, Math.floor(this.opts.bufferSize / 2));
   }
@@ -878,7 +1049,11 @@ export class TcpConnection implements TcpConnectionApi {
       this.release();
       return;
     }
-    // RFC 6298 §5.4-5.6 and RFC 5681 §3.1: back off, collapse cwnd, resend from SND.UNA.
+    // RFC 6298 §5.4-5.6 and RFC 5681 §3.1: back off, collapse cwnd, resend from SND.UNA. The
+    // SACK scoreboard is kept (RFC 6675 §5.1) so the resend skips what the peer holds, unless the
+    // same data timed out again: then the peer may have reneged, so forget it (RFC 2018 §8).
+    stats.rtoExpirations++;
+    if (this.retries > 1) this.sb.clear();
     this.rtt.onTimeout();
     this.cc.onTimeout(seqDiff(this.sndMax, this.sndUna), this.opts.clock.now());
     this.inRecovery = false;
@@ -892,6 +1067,14 @@ export class TcpConnection implements TcpConnectionApi {
 
   private onAuxTimer(): void {
     if (this.released) return;
+    if (this.state === "FIN-WAIT-2") {
+      // Our FIN is acknowledged but the peer never closed its side: do not hold the flow forever.
+      this.opts.stats.finWait2Timeouts++;
+      this.sendReset();
+      this.fireClosed("timeout");
+      this.release();
+      return;
+    }
     if (this.state === "TIME-WAIT") {
       this.state = "CLOSED";
       this.release();
@@ -1003,6 +1186,10 @@ export class TcpConnection implements TcpConnectionApi {
     if (this.released) return;
     this.released = true;
     this.state = "CLOSED";
+    const stats = this.opts.stats;
+    stats.sendBufferedBytes -= this.sendBuf.length;
+    stats.receiveBufferedBytes -= this.recvBuf.length;
+    stats.outOfOrderBytes -= this.recvBuf.outOfOrderBytes;
     this.rtxTimer.clear();
     this.auxTimer.clear();
     this.opts.onGone(this);
@@ -1023,6 +1210,10 @@ export class TcpConnection implements TcpConnectionApi {
     rcvShift: number;
     tsEnabled: boolean;
     sackEnabled: boolean;
+    ssthresh: number;
+    cc: string;
+    inRecovery: boolean;
+    sacked: number;
   } {
     return {
       iss: this.iss,
@@ -1038,6 +1229,10 @@ export class TcpConnection implements TcpConnectionApi {
       rcvShift: this.rcvShift,
       tsEnabled: this.tsEnabled,
       sackEnabled: this.sackEnabled,
+      ssthresh: this.cc.ssthresh,
+      cc: this.cc.name,
+      inRecovery: this.inRecovery,
+      sacked: this.sb.sackedBytes,
     };
   }
 }

@@ -12,6 +12,13 @@ export const TIME_WAIT_MS = 2 * MSL_MS;
  * R2; with the 60 s cap the connection dies after roughly 5 minutes without progress).
  */
 export const MAX_RETRANSMITS = 10;
+/**
+ * FIN-WAIT-2 without progress (our FIN acknowledged, the peer neither closes nor sends) ends the
+ * flow after this long, like Linux's tcp_fin_timeout.
+ */
+export const DEFAULT_FIN_WAIT_2_TIMEOUT_MS = 60_000;
+/** Default cap on flows in one TcpLayer (excess SYNs are refused with RST). */
+export const DEFAULT_MAX_CONNECTIONS = 65_536;
 /** Default bound on the whole handshake (SYN received or sent until ESTABLISHED). */
 export const DEFAULT_SYN_TIMEOUT_MS = 30_000;
 /** RFC 9293 §3.7.1: MSS to assume when the peer sends no MSS option. */

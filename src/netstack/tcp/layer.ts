@@ -9,8 +9,11 @@ import type { Random } from "../../util/random.ts";
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpView, tcpChecksumValid } from "../../wire/tcp.ts";
 import type { FlowAddrs, IpAddr, IpOutput } from "../types.ts";
 import type { TcpConnectionApi } from "./api.ts";
+import { Cubic } from "./congestion/cubic.ts";
+import { NewReno } from "./congestion/newreno.ts";
+import type { CongestionControlFactory } from "./congestion/types.ts";
 import { TcpConnection, type TcpConnectionOptions } from "./connection.ts";
-import { DEFAULT_SYN_TIMEOUT_MS } from "./constants.ts";
+import { DEFAULT_FIN_WAIT_2_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_SYN_TIMEOUT_MS } from "./constants.ts";
 import { emitReset, TcpSegmentIn } from "./segment.ts";
 import { seqAdd } from "./seq.ts";
 import { TcpStats } from "./stats.ts";
@@ -29,7 +32,29 @@ export interface TcpLayerOptions {
   onConnect: (flow: FlowAddrs, conn: TcpConnectionApi) => void;
   /** Bound on each handshake (including the wait for accept()); default 30 s. */
   synTimeoutMs?: number;
+  /** Congestion control: "cubic" (default, RFC 9438), "newreno" (RFC 5681/6582) or a factory. */
+  congestionControl?: "cubic" | "newreno" | CongestionControlFactory;
+  /** Most flows held at once (every state, TIME-WAIT included); excess SYNs get a RST. Default 65536. */
+  maxConnections?: number;
+  /** FIN-WAIT-2 idle bound (default 60 s). */
+  finWait2TimeoutMs?: number;
 }
+
+/** Per-flow view for observability (TcpLayer.flows()). */
+export interface TcpFlowInfo {
+  local: IpAddr;
+  localPort: number;
+  remote: IpAddr;
+  remotePort: number;
+  state: string;
+  sendBuffered: number;
+  receiveBuffered: number;
+  outOfOrderBuffered: number;
+  cwnd: number;
+}
+
+export const newRenoFactory: CongestionControlFactory = (mss) => new NewReno(mss);
+export const cubicFactory: CongestionControlFactory = (mss) => new Cubic(mss);
 
 /**
  * Demux key of a flow as seen from the peer: remote address, remote port, local address, local
@@ -50,13 +75,37 @@ export class TcpLayer {
   private readonly table = new Map<string, TcpConnection>();
   private readonly seg = new TcpSegmentIn();
   private readonly synTimeoutMs: number;
+  private readonly finWait2TimeoutMs: number;
+  private readonly maxConnections: number;
+  private readonly ccFactory: CongestionControlFactory;
 
   constructor(private readonly opts: TcpLayerOptions) {
     this.synTimeoutMs = opts.synTimeoutMs ?? DEFAULT_SYN_TIMEOUT_MS;
+    this.finWait2TimeoutMs = opts.finWait2TimeoutMs ?? DEFAULT_FIN_WAIT_2_TIMEOUT_MS;
+    this.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    const cc = opts.congestionControl ?? "cubic";
+    this.ccFactory = cc === "cubic" ? cubicFactory : cc === "newreno" ? newRenoFactory : cc;
   }
 
   get liveConnections(): number {
     return this.table.size;
+  }
+
+  /** Per-flow buffer occupancy (the global sums are in stats). */
+  *flows(): IterableIterator<TcpFlowInfo> {
+    for (const c of this.table.values()) {
+      yield {
+        local: c.local,
+        localPort: c.localPort,
+        remote: c.remote,
+        remotePort: c.remotePort,
+        state: c.state,
+        sendBuffered: c.sendBuffered,
+        receiveBuffered: c.receiveBuffered,
+        outOfOrderBuffered: c.outOfOrderBuffered,
+        cwnd: c.congestionWindow,
+      };
+    }
   }
 
   /** One TCP segment (header + payload) from the peer, `src` the peer's address. */
@@ -106,6 +155,12 @@ export class TcpLayer {
       return;
     }
     if ((f & (TCP_SYN | TCP_ACK | TCP_FIN)) === TCP_SYN) {
+      if (this.table.size >= this.maxConnections) {
+        stats.connectionsRejected++;
+        stats.drop("tcp-max-connections");
+        this.resetFor(src, dst, seg);
+        return;
+      }
       this.openPassive(key, src, dst, seg);
       return;
     }
@@ -119,6 +174,10 @@ export class TcpLayer {
     const remote = flow.dst.slice();
     const key = flowKey(remote, flow.dstPort, local, flow.srcPort);
     if (this.table.has(key)) throw new Error("tcp connect: a connection for this 4-tuple already exists");
+    if (this.table.size >= this.maxConnections) {
+      this.stats.connectionsRejected++;
+      throw new Error("tcp connect: too many connections");
+    }
     const conn = TcpConnection.active(this.connOptions(key, local, flow.srcPort, remote, flow.dstPort));
     // In the table before the SYN leaves: an answer may come back synchronously.
     this.table.set(key, conn);
@@ -161,6 +220,8 @@ export class TcpLayer {
       mss: local.length === 4 ? o.mss4 : o.mss6,
       bufferSize: o.bufferSize,
       synTimeoutMs: this.synTimeoutMs,
+      finWait2TimeoutMs: this.finWait2TimeoutMs,
+      congestionControl: this.ccFactory,
       onGone: (c) => {
         if (this.table.get(key) === c) this.table.delete(key);
       },

@@ -21,6 +21,8 @@ export class ReceiveBuffer {
   private readonly ranges: number[] = [];
   /** Offset (from RCV.NXT) of the island that grew last, for the first SACK block (RFC 2018 §4). */
   private lastIsland = -1;
+  /** Bytes held in out-of-order islands. */
+  outOfOrderBytes = 0;
 
   constructor(readonly limit: number) {}
 
@@ -70,13 +72,24 @@ export class ReceiveBuffer {
     this.storage!.set(data.subarray(from, from + len), this.end + offset);
     this.insert(offset, offset + len);
     const r = this.ranges;
-    if (r.length === 0 || r[0] !== 0) return 0;
+    if (r.length === 0 || r[0] !== 0) {
+      this.countOutOfOrder();
+      return 0;
+    }
     const advance = r[1] as number;
     r.splice(0, 2);
     for (let i = 0; i < r.length; i++) r[i] = (r[i] as number) - advance;
     this.lastIsland = this.lastIsland >= advance ? this.lastIsland - advance : -1;
     this.end += advance;
+    this.countOutOfOrder();
     return advance;
+  }
+
+  private countOutOfOrder(): void {
+    const r = this.ranges;
+    let n = 0;
+    for (let i = 0; i < r.length; i += 2) n += (r[i + 1] as number) - (r[i] as number);
+    this.outOfOrderBytes = n;
   }
 
   /**

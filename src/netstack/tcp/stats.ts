@@ -1,9 +1,26 @@
-/** Counters of the TCP layer, shared by the layer and its connections. */
+/**
+ * Counters of the TCP layer, shared by the layer and its connections. Plain fields (no getters) so
+ * the object serializes as-is to /stats and /metrics.
+ */
 export class TcpStats {
   segmentsIn = 0;
   segmentsOut = 0;
-  /** Segments sent again (RTO, fast retransmit, SYN/SYN-ACK and zero-window probe repeats). */
+  /** Segments sent again (RTO, fast retransmit, SACK recovery, SYN/SYN-ACK and zero-window probe repeats). */
   retransmits = 0;
+  /** Retransmission-timer expiries with data outstanding (each one collapses cwnd to one segment). */
+  rtoExpirations = 0;
+  /** Loss-recovery episodes entered on duplicate ACKs / SACK (RFC 6675 or RFC 6582 fast recovery). */
+  fastRecoveries = 0;
+  /** Connections closed because the peer never sent its FIN in FIN-WAIT-2. */
+  finWait2Timeouts = 0;
+  /** SYNs refused (RST) because the layer already held maxConnections flows. */
+  connectionsRejected = 0;
+  /** Bytes written by apps and not yet acknowledged, over all flows. */
+  sendBufferedBytes = 0;
+  /** In-order received bytes waiting for the app, over all flows. */
+  receiveBufferedBytes = 0;
+  /** Out-of-order received bytes waiting for a hole to fill, over all flows. */
+  outOfOrderBytes = 0;
   /** Segments discarded, by reason. */
   readonly drops: Record<string, number> = {};
 

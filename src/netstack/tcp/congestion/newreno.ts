@@ -10,6 +10,7 @@ export function initialWindow(mss: number): number {
 }
 
 export class NewReno implements CongestionControl {
+  readonly name = "newreno";
   cwnd: number;
   ssthresh = 0x7fffffff;
   /** Bytes acknowledged since cwnd last grew in congestion avoidance (RFC 5681 §3.1, eq. 3 alternative). */
@@ -38,10 +39,11 @@ export class NewReno implements CongestionControl {
     }
   }
 
-  onEnterRecovery(flightSize: number): void {
-    // RFC 5681 §3.2 steps 2-3 (eq. 4), RFC 6582 §3.2 step 2.
+  onEnterRecovery(flightSize: number, _now = 0, sack = false): void {
+    // RFC 5681 §3.2 steps 2-3 (eq. 4), RFC 6582 §3.2 step 2; with SACK, RFC 6675 §5 step 4.2
+    // (cwnd = ssthresh, the pipe estimate replaces inflation).
     this.ssthresh = Math.max(Math.floor(flightSize / 2), 2 * this.mss);
-    this.cwnd = this.ssthresh + 3 * this.mss;
+    this.cwnd = sack ? this.ssthresh : this.ssthresh + 3 * this.mss;
     this.avoidanceAcked = 0;
   }
 
