@@ -11,7 +11,7 @@ import type { Clock } from "../util/clock.ts";
 import { type Endpoint, formatEndpoint } from "../util/endpoint.ts";
 import type { Logger } from "../util/log.ts";
 import type { Random } from "../util/random.ts";
-import { type AeadFactory, nobleChaCha20Poly1305 } from "./aead.ts";
+import { type AeadFactory, aeadBackendName, selectAead } from "./aead.ts";
 import {
   MESSAGE_COOKIE_REPLY,
   MESSAGE_INITIATION,
@@ -61,7 +61,10 @@ export interface WireGuardTunnelConfig {
   log: Logger;
   /** When true, handshake messages need a valid MAC2 (else we answer with a cookie reply). */
   underLoad?: () => boolean;
-  /** AEAD backend for transport packets (default @noble/ciphers ChaCha20-Poly1305). */
+  /**
+   * AEAD backend for handshake and transport packets (default selectAead(): sodium-native when it
+   * loads, else @noble/ciphers; env WGSLIRPY_AEAD=noble forces noble).
+   */
   aead?: AeadFactory;
 }
 
@@ -140,7 +143,12 @@ export class WireGuardTunnel implements IpLink {
     this.random = cfg.random;
     this.log = cfg.log;
     this.underLoad = cfg.underLoad ?? (() => false);
-    this.aead = cfg.aead ?? nobleChaCha20Poly1305;
+    if (cfg.aead) {
+      this.aead = cfg.aead;
+      this.log.debug(`WireGuard AEAD: ${aeadBackendName(cfg.aead)} (configured)`);
+    } else {
+      this.aead = selectAead(this.log);
+    }
     this.currentEndpoint = cfg.endpoint ? { address: cfg.endpoint.address, port: cfg.endpoint.port } : undefined;
     this.queueCapacity = Math.max(1, cfg.transmitQueueCapacity ?? 256);
     this.handshake = new NoiseHandshake(cfg.privateKey, cfg.peerPublicKey, cfg.presharedKey, this.aead);
