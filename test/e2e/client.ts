@@ -1,6 +1,7 @@
 /**
- * A client for in-process end-to-end tests: our own WireGuard initiator over real loopback UDP plus
- * our own netstack/TCP as the "peer" side, talking to a gateway started with startGateway().
+ * A client for in-process end-to-end tests: our own WireGuard initiator (or a GUE link) over real
+ * loopback UDP plus our own netstack/TCP as the "peer" side, talking to a gateway started with
+ * startGateway(). Its stack also accepts TCP connections inside the tunnel (reverse forwards).
  * (Real Linux peers are exercised by test/interop; this one needs no root.)
  */
 import { GueTunnel } from "../../src/gue/tunnel.ts";
@@ -26,9 +27,22 @@ export interface UdpReceived {
   payload: Uint8Array;
 }
 
+export interface Accepted {
+  flow: FlowAddrs;
+  conn: TcpConnectionApi;
+}
+
 export class TestClient {
   readonly udpReceived: UdpReceived[] = [];
+  /** Every packet received from the gateway, and every packet the client's stack sent (copies). */
   readonly rawReceived: Uint8Array[] = [];
+  readonly rawSent: Uint8Array[] = [];
+  /** TCP connections the gateway opened toward the client (reverse forwards). */
+  readonly accepted: Accepted[] = [];
+  /** Decides each incoming SYN: return true to accept. Default: accept everything. */
+  acceptFilter: (flow: FlowAddrs) => boolean = () => true;
+  /** Called with each accepted connection before its handshake completes (set handlers here). */
+  onAccept: (a: Accepted) => void = () => {};
   private nextPort = 40000;
 
   private constructor(
@@ -61,7 +75,13 @@ export class TestClient {
         : new GueTunnel({ transport, peer: opts.gateway, clock: realClock, log: silentLogger });
     const mtu = opts.mtu ?? 1420;
     // Tap the link so tests see raw packets (ICMP replies and errors) as well.
-    const tap: IpLink = { send: (p) => tunnel.send(p), onPacket: () => {} };
+    const tap: IpLink = {
+      send: (p) => {
+        client?.rawSent.push(p.slice());
+        tunnel.send(p);
+      },
+      onPacket: () => {},
+    };
     let client: TestClient | undefined;
     tunnel.onPacket = (p) => {
       client?.rawReceived.push(p.slice());
@@ -74,7 +94,11 @@ export class TestClient {
       log: silentLogger,
       handlers: {
         onTcpConnect: (_flow, conn) => conn.refuse(),
-        onUdp: (flow, payload) => client?.udpReceived.push({ flow, payload: payload.slice() }),
+        onUdp: (flow, payload) =>
+          client?.udpReceived.push({
+            flow: { src: flow.src.slice(), srcPort: flow.srcPort, dst: flow.dst.slice(), dstPort: flow.dstPort },
+            payload: payload.slice(),
+          }),
         onEchoRequest: () => false,
       },
     });
@@ -86,7 +110,16 @@ export class TestClient {
       mss4: mtu - 40,
       mss6: mtu - 60,
       bufferSize: opts.bufferSize ?? 1 << 20,
-      onConnect: (_flow, conn) => conn.refuse(),
+      onConnect: (flow, conn) => {
+        if (!client?.acceptFilter(flow)) {
+          conn.refuse();
+          return;
+        }
+        const a = { flow, conn };
+        client.accepted.push(a);
+        client.onAccept(a);
+        conn.accept();
+      },
     });
     stack.setTcp(tcp);
     client = new TestClient(transport, tunnel, stack, tcp);
@@ -128,6 +161,11 @@ export class TestClient {
 
   udpSend(dst: string, port: number, payload: Uint8Array, srcPort = 50000): void {
     this.stack.sendUdp({ src: this.srcFor(dst), srcPort, dst: parseIp(dst)!, dstPort: port }, payload);
+  }
+
+  /** A datagram with explicit addresses (e.g. a reply from inside the tunnel). */
+  udpSendFlow(flow: FlowAddrs, payload: Uint8Array): void {
+    this.stack.sendUdp(flow, payload);
   }
 
   /** Send an ICMPv4 echo request (IPv4 only here; v6 pings are covered by interop tests). */

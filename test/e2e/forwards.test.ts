@@ -1,6 +1,6 @@
 /**
  * Reverse forwards end to end, no root: a host client on loopback connects to the gateway's -t
- * listener (or sends to its -u socket); the ListeningClient's own stack accepts inside the tunnel.
+ * listener (or sends to its -u socket); the TestClient's own stack accepts inside the tunnel.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
@@ -8,13 +8,14 @@ import { formatIp, parseIp } from "../../src/gateway/ip-text.ts";
 import { type GatewayHandle, startGateway } from "../../src/index.ts";
 import type { TcpConnectionApi } from "../../src/netstack/tcp/api.ts";
 import { generatePrivateKey, publicKeyOf } from "../../src/wireguard/keys.ts";
-import { readAll, until, writeAll } from "./client.ts";
-import { hostConnect, ListeningClient, testGatewayOptions } from "./listening-client.ts";
+import { readAll, TestClient, until, writeAll } from "./client.ts";
+import { hostConnect } from "./host-client.ts";
+import { testGatewayOptions } from "./options.ts";
 
 const gwKey = generatePrivateKey();
 const clientKey = generatePrivateKey();
 let gw: GatewayHandle;
-let client: ListeningClient;
+let client: TestClient;
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -52,7 +53,7 @@ beforeAll(async () => {
       ],
     }),
   );
-  client = await ListeningClient.connect({
+  client = await TestClient.connect({
     privateKey: clientKey,
     gatewayPublicKey: publicKeyOf(gwKey),
     gateway: gw.local,
@@ -202,7 +203,7 @@ describe("reverse UDP (-u)", () => {
       expect(r.flow.dstPort).toBe(7100);
       // Reply from DST to the source it saw (loopback is denied by policy for NAT flows, but this
       // is the forward's mapping, matched first).
-      client.udpSend(
+      client.udpSendFlow(
         { src: r.flow.dst, srcPort: 7100, dst: r.flow.src, dstPort: r.flow.srcPort },
         enc.encode("pong one"),
       );
@@ -243,8 +244,8 @@ describe("reverse UDP (-u)", () => {
       expect(ra2!.flow.srcPort).toBe(1024);
       expect(dec.decode(ra2!.payload)).toBe("again a");
       const src = parseIp("10.0.2.15")!;
-      client.udpSend({ src, srcPort: 7101, dst: rb!.flow.src, dstPort: 1025 }, enc.encode("to b"));
-      client.udpSend({ src, srcPort: 7101, dst: ra!.flow.src, dstPort: 1024 }, enc.encode("to a"));
+      client.udpSendFlow({ src, srcPort: 7101, dst: rb!.flow.src, dstPort: 1025 }, enc.encode("to b"));
+      client.udpSendFlow({ src, srcPort: 7101, dst: ra!.flow.src, dstPort: 1024 }, enc.encode("to a"));
       await until(() => got.a!.length > 0 && got.b!.length > 0, 3000, "replies");
       expect(got).toEqual({ a: ["to a"], b: ["to b"] });
     } finally {

@@ -5,30 +5,24 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import dnsPacket from "dns-packet";
 import { type GatewayHandle, startGateway } from "../../src/index.ts";
-import { DEFAULTS, type GatewayOptions } from "../../src/options.ts";
 import { checksum } from "../../src/wire/checksum.ts";
+import { generatePrivateKey } from "../../src/wireguard/keys.ts";
 import { readAll, TestClient, writeAll } from "./client.ts";
+import { testGatewayOptions } from "./options.ts";
 
 let gw: GatewayHandle;
 const got: Uint8Array[] = [];
 let sock: import("bun").udp.Socket<"uint8array">;
 
 beforeAll(async () => {
-  gw = await startGateway({
-    mode: "gue",
-    bind: { address: "127.0.0.1", port: 0 },
-    dns: { address: "10.0.2.1", port: 53 },
-    pingable: "10.0.2.1",
-    keepaliveInterval: 0,
-    mtu: DEFAULTS.mtu,
-    tcpBufferSize: DEFAULTS.tcpBufferSize,
-    transmitQueueCapacity: DEFAULTS.transmitQueueCapacity,
-    udpIdleTimeout: DEFAULTS.udpIdleTimeout,
-    incomingTcp: [],
-    incomingUdp: [],
-    logLevel: "silent",
-    allow: ["127.0.0.1/32"],
-  } as GatewayOptions);
+  gw = await startGateway(
+    testGatewayOptions(generatePrivateKey(), generatePrivateKey(), {
+      mode: "gue",
+      privateKey: undefined,
+      peerPublicKey: undefined,
+      allow: ["127.0.0.1/32"],
+    }),
+  );
   sock = await Bun.udpSocket({
     hostname: "127.0.0.1",
     binaryType: "uint8array",

@@ -7,18 +7,18 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { type GatewayHandle, startGateway } from "../../src/index.ts";
 import { checksum } from "../../src/wire/checksum.ts";
 import { generatePrivateKey, publicKeyOf } from "../../src/wireguard/keys.ts";
-import { until } from "./client.ts";
-import { ListeningClient, testGatewayOptions } from "./listening-client.ts";
+import { TestClient, until } from "./client.ts";
+import { testGatewayOptions } from "./options.ts";
 
 const gwKey = generatePrivateKey();
 const clientKey = generatePrivateKey();
 let gw: GatewayHandle;
-let client: ListeningClient;
+let client: TestClient;
 const enc = new TextEncoder();
 
 beforeAll(async () => {
   gw = await startGateway(testGatewayOptions(gwKey, clientKey, { allow: ["127.0.0.1/32", "::1/128"] }));
-  client = await ListeningClient.connect({
+  client = await TestClient.connect({
     privateKey: clientKey,
     gatewayPublicKey: publicKeyOf(gwKey),
     gateway: gw.local,
@@ -42,7 +42,7 @@ test("UDP to a closed loopback port -> ICMP port unreachable (3/3) quoting the d
   const port = await closedUdpPort("127.0.0.1");
   const rx = client.rawReceived.length;
   const tx = client.rawSent.length;
-  client.udpSendTo("127.0.0.1", port, enc.encode("is anybody there?"), 50200);
+  client.udpSend("127.0.0.1", port, enc.encode("is anybody there?"), 50200);
   const isErr = (p: Uint8Array) => p[0] === 0x45 && p[9] === 1 && p[20] === 3;
   await until(() => client.rawReceived.slice(rx).some(isErr), 3000, "ICMP port unreachable");
   const err = client.rawReceived.slice(rx).find(isErr)!;
@@ -63,7 +63,7 @@ test("IPv6: UDP to a closed ::1 port -> ICMPv6 port unreachable (1/4) quoting th
   const port = await closedUdpPort("::1");
   const rx = client.rawReceived.length;
   const tx = client.rawSent.length;
-  client.udpSendTo("::1", port, enc.encode("six?"), 50201);
+  client.udpSend("::1", port, enc.encode("six?"), 50201);
   const isErr = (p: Uint8Array) => p[0]! >> 4 === 6 && p[6] === 58 && p[40] === 1;
   await until(() => client.rawReceived.slice(rx).some(isErr), 3000, "ICMPv6 port unreachable");
   const err = client.rawReceived.slice(rx).find(isErr)!;

@@ -6,9 +6,9 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import dnsPacket from "dns-packet";
 import { type GatewayHandle, startGateway } from "../../src/index.ts";
-import { DEFAULTS, type GatewayOptions } from "../../src/options.ts";
 import { generatePrivateKey, publicKeyOf } from "../../src/wireguard/keys.ts";
 import { readAll, TestClient, until, writeAll } from "./client.ts";
+import { testGatewayOptions } from "./options.ts";
 
 const gwKey = generatePrivateKey();
 const clientKey = generatePrivateKey();
@@ -27,29 +27,8 @@ function pattern(n: number, seed: number): Uint8Array {
   return b;
 }
 
-export function gatewayOptions(extra: Partial<GatewayOptions> = {}): GatewayOptions {
-  return {
-    mode: "wireguard",
-    privateKey: gwKey,
-    peerPublicKey: publicKeyOf(clientKey),
-    bind: { address: "127.0.0.1", port: 0 },
-    dns: { address: "10.0.2.1", port: 53 },
-    pingable: "10.0.2.1",
-    keepaliveInterval: 0,
-    mtu: DEFAULTS.mtu,
-    tcpBufferSize: DEFAULTS.tcpBufferSize,
-    transmitQueueCapacity: DEFAULTS.transmitQueueCapacity,
-    udpIdleTimeout: DEFAULTS.udpIdleTimeout,
-    incomingTcp: [],
-    incomingUdp: [],
-    logLevel: "silent",
-    allow: ["127.0.0.1/32", "::1/128"],
-    ...extra,
-  } as GatewayOptions;
-}
-
 beforeAll(async () => {
-  gw = await startGateway(gatewayOptions());
+  gw = await startGateway(testGatewayOptions(gwKey, clientKey, { allow: ["127.0.0.1/32", "::1/128"] }));
   client = await TestClient.connect({ privateKey: clientKey, gatewayPublicKey: publicKeyOf(gwKey), gateway: gw.local });
   await client.handshake();
 });

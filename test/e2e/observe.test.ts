@@ -4,32 +4,20 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startGateway } from "../../src/index.ts";
-import { DEFAULTS, type GatewayOptions } from "../../src/options.ts";
 import { readPcap } from "../../src/pcap/writer.ts";
 import { generatePrivateKey, publicKeyOf } from "../../src/wireguard/keys.ts";
 import { TestClient, until } from "./client.ts";
+import { testGatewayOptions } from "./options.ts";
 
 test("pcap records the peer's echo request and our reply; /stats and /metrics report the tunnel", async () => {
   const gwKey = generatePrivateKey();
   const clientKey = generatePrivateKey();
   const pcapPath = join(mkdtempSync(join(tmpdir(), "wgslirpy-obs-")), "cap.pcap");
-  const options: GatewayOptions = {
-    mode: "wireguard",
-    privateKey: gwKey,
-    peerPublicKey: publicKeyOf(clientKey),
-    bind: { address: "127.0.0.1", port: 0 },
-    pingable: "10.0.2.1",
-    keepaliveInterval: 0,
-    mtu: DEFAULTS.mtu,
-    tcpBufferSize: DEFAULTS.tcpBufferSize,
-    transmitQueueCapacity: DEFAULTS.transmitQueueCapacity,
-    udpIdleTimeout: DEFAULTS.udpIdleTimeout,
-    incomingTcp: [],
-    incomingUdp: [],
-    logLevel: "silent",
+  const options = testGatewayOptions(gwKey, clientKey, {
+    dns: undefined,
     pcap: pcapPath,
     statsListen: { address: "127.0.0.1", port: 0 },
-  };
+  });
   const ac = new AbortController();
   const gw = await startGateway(options, { signal: ac.signal });
   const client = await TestClient.connect({
@@ -60,22 +48,9 @@ test("pcap records the peer's echo request and our reply; /stats and /metrics re
 });
 
 test("/stats and /metrics over HTTP", async () => {
-  const gwKey = generatePrivateKey();
-  const gw = await startGateway({
-    mode: "wireguard",
-    privateKey: gwKey,
-    peerPublicKey: publicKeyOf(generatePrivateKey()),
-    bind: { address: "127.0.0.1", port: 0 },
-    keepaliveInterval: 0,
-    mtu: DEFAULTS.mtu,
-    tcpBufferSize: DEFAULTS.tcpBufferSize,
-    transmitQueueCapacity: DEFAULTS.transmitQueueCapacity,
-    udpIdleTimeout: DEFAULTS.udpIdleTimeout,
-    incomingTcp: [],
-    incomingUdp: [],
-    logLevel: "silent",
-    statsListen: { address: "127.0.0.1", port: 0 },
-  });
+  const gw = await startGateway(
+    testGatewayOptions(generatePrivateKey(), generatePrivateKey(), { statsListen: { address: "127.0.0.1", port: 0 } }),
+  );
   try {
     const port = gw.statsLocal?.port;
     expect(port).toBeGreaterThan(0);

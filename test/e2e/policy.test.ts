@@ -5,22 +5,22 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type GatewayHandle, startGateway } from "../../src/index.ts";
 import { generatePrivateKey, publicKeyOf } from "../../src/wireguard/keys.ts";
-import { readAll, until, writeAll } from "./client.ts";
-import { ListeningClient, testGatewayOptions } from "./listening-client.ts";
+import { readAll, TestClient, until, writeAll } from "./client.ts";
+import { testGatewayOptions } from "./options.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 interface Setup {
   gw: GatewayHandle;
-  client: ListeningClient;
+  client: TestClient;
 }
 
 async function setup(extra: Parameters<typeof testGatewayOptions>[2]): Promise<Setup> {
   const gwKey = generatePrivateKey();
   const clientKey = generatePrivateKey();
   const gw = await startGateway(testGatewayOptions(gwKey, clientKey, extra));
-  const client = await ListeningClient.connect({
+  const client = await TestClient.connect({
     privateKey: clientKey,
     gatewayPublicKey: publicKeyOf(gwKey),
     gateway: gw.local,
@@ -66,7 +66,7 @@ afterAll(async () => {
 });
 
 /** The first ICMP(v6) error received after index `from`. */
-async function icmpError(c: ListeningClient, from: number, v6 = false): Promise<Uint8Array> {
+async function icmpError(c: TestClient, from: number, v6 = false): Promise<Uint8Array> {
   const isErr = (p: Uint8Array) =>
     v6 ? p[0]! >> 4 === 6 && p[6] === 58 && p[40]! < 128 : p[0] === 0x45 && p[9] === 1 && p[20] === 3;
   await until(() => c.rawReceived.slice(from).some(isErr), 3000, "ICMP error");
@@ -88,7 +88,7 @@ describe("default policy", () => {
     const c = byDefault.client;
     const rx = c.rawReceived.length;
     const tx = c.rawSent.length;
-    c.udpSendTo("127.0.0.1", 9999, enc.encode("not allowed"), 50123);
+    c.udpSend("127.0.0.1", 9999, enc.encode("not allowed"), 50123);
     const err = await icmpError(c, rx);
     const sent = c.rawSent[tx]!;
     expect(Array.from(err.subarray(12, 16))).toEqual([127, 0, 0, 1]); // from the denied destination
@@ -104,7 +104,7 @@ describe("default policy", () => {
     const c = byDefault.client;
     const rx = c.rawReceived.length;
     const tx = c.rawSent.length;
-    c.udpSendTo("::1", 9999, enc.encode("six"), 50124);
+    c.udpSend("::1", 9999, enc.encode("six"), 50124);
     const err = await icmpError(c, rx, true);
     expect(err[40]).toBe(1);
     expect(err[41]).toBe(1);
@@ -116,7 +116,7 @@ describe("default policy", () => {
     const before = c.udpReceived.length;
     // A minimal DNS query for "localhost" A.
     const q = Uint8Array.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 9, ...enc.encode("localhost"), 0, 0, 1, 0, 1]);
-    c.udpSendTo("10.0.2.1", 53, q, 53001);
+    c.udpSend("10.0.2.1", 53, q, 53001);
     await until(() => c.udpReceived.length > before, 5000, "dns reply");
     expect(c.udpReceived[before]!.flow.srcPort).toBe(53);
   });
@@ -134,7 +134,7 @@ describe("with rules", () => {
   test("an earlier --deny with a port wins over the later --allow", async () => {
     const c = allowing.client;
     const rx = c.rawReceived.length;
-    c.udpSendTo("127.0.0.1", 9, enc.encode("discard"), 50125);
+    c.udpSend("127.0.0.1", 9, enc.encode("discard"), 50125);
     const err = await icmpError(c, rx);
     expect(err[21]).toBe(13);
   });
