@@ -56,8 +56,11 @@ export interface KernelWireGuardOptions extends CommonOptions {
   /** The gateway's public key. */
   peerPublicKey: string;
   presharedKey?: string;
-  /** "host:port" as reachable from the guest; with user-mode networking use `userNetEndpoint(port)`. */
-  endpoint: string;
+  /**
+   * "host:port" as reachable from the guest; with user-mode networking use `userNetEndpoint(port)`.
+   * Omit it for a guest that only answers (the gateway initiates with `-p`): give `listenPort` then.
+   */
+  endpoint?: string;
   /** wg0 addresses (CIDR), default the seed's 192.168.76.1/32 and fc00::1/128. */
   addresses?: string[];
   /** Default 0.0.0.0/0 and ::/0. */
@@ -182,7 +185,7 @@ export async function kernelWireGuardPeer(o: KernelWireGuardOptions): Promise<Ke
   if (o.presharedKey) files["etc/wireguard/wg0.psk"] = `${o.presharedKey}\n`;
   const peerArgs = [
     `peer ${q(o.peerPublicKey)}`,
-    `endpoint ${q(o.endpoint)}`,
+    ...(o.endpoint ? [`endpoint ${q(o.endpoint)}`] : []),
     `allowed-ips ${q(allowed.join(","))}`,
     ...(o.presharedKey ? ["preshared-key /etc/wireguard/wg0.psk"] : []),
     ...(o.persistentKeepalive ? [`persistent-keepalive ${o.persistentKeepalive}`] : []),
@@ -221,6 +224,8 @@ export interface KernelGueOptions extends CommonOptions {
   /** Gateway's UDP address as seen from the guest (user-mode default: 10.0.2.2). */
   remote?: string;
   remotePort: number;
+  /** Destination port of the IPv6 (sit) tunnel when it differs from `remotePort` (e.g. a second gateway). */
+  remotePort6?: number;
   /** Guest's outer address (user-mode default: 10.0.2.15). */
   local?: string;
   /** Guest UDP port: source port of what it sends and the FOU/GUE receive port; default 6555. */
@@ -232,6 +237,11 @@ export interface KernelGueOptions extends CommonOptions {
   /** Routes via the tunnels, default "default" for each family with addresses. */
   routes4?: string[];
   routes6?: string[];
+  /**
+   * `encap-sport auto`: the kernel picks a per-flow hashed source port (the receive ports stay
+   * localPort / localPort+1), so the gateway must answer to `-p`, not to the last source.
+   */
+  sourcePortAuto?: boolean;
   /** Add encap-csum (outer UDP checksum); default false (checksum 0, like the seed's example minus csum). */
   csum?: boolean;
 }
@@ -260,7 +270,7 @@ export async function kernelGuePeer(o: KernelGueOptions): Promise<PeerRunResult>
   }
   if (a4.length) {
     lines.push(
-      `ip link add gue4 type ipip remote ${remote} local ${local} ttl 64 encap ${o.encap} encap-sport ${lport} encap-dport ${o.remotePort}${csum}`,
+      `ip link add gue4 type ipip remote ${remote} local ${local} ttl 64 encap ${o.encap} encap-sport ${o.sourcePortAuto ? "auto" : lport} encap-dport ${o.remotePort}${csum}`,
       "ip link set gue4 up",
       ...a4.map((a) => `ip addr add ${a} dev gue4`),
       ...routes4.map((r) => `ip route add ${r} dev gue4`),
@@ -268,7 +278,7 @@ export async function kernelGuePeer(o: KernelGueOptions): Promise<PeerRunResult>
   }
   if (a6.length) {
     lines.push(
-      `ip link add gue6 type sit remote ${remote} local ${local} ttl 64 encap ${o.encap} encap-sport ${lport6} encap-dport ${o.remotePort}${csum}`,
+      `ip link add gue6 type sit remote ${remote} local ${local} ttl 64 encap ${o.encap} encap-sport ${o.sourcePortAuto ? "auto" : lport6} encap-dport ${o.remotePort6 ?? o.remotePort}${csum}`,
       "ip link set gue6 up",
       ...a6.map((a) => `ip -6 addr add ${a} dev gue6 nodad`),
       ...routes6.map((r) => `ip -6 route add ${r} dev gue6`),
