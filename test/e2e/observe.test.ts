@@ -45,6 +45,13 @@ test("pcap records the peer's echo request and our reply; /stats and /metrics re
     [1, 15, 0],
   ]);
   expect(new TextDecoder().decode(icmp[1]!.packet.subarray(28))).toBe("pcap me");
+  // Wireshark's reader agrees (CI installs tshark; elsewhere this check is skipped).
+  const tshark = Bun.which("tshark");
+  if (tshark) {
+    const p = Bun.spawnSync([tshark, "-r", pcapPath, "-Y", "icmp", "-T", "fields", "-e", "ip.src", "-e", "icmp.type"]);
+    expect(p.exitCode).toBe(0);
+    expect(p.stdout.toString().trim().split("\n")).toEqual(["10.0.2.15\t8", "10.0.2.1\t0"]);
+  } else console.log("tshark not installed: skipped the tshark -r check");
 });
 
 test("/stats and /metrics over HTTP", async () => {
