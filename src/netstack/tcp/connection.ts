@@ -61,7 +61,12 @@ export interface TcpConnectionOptions {
   congestionControl?: CongestionControlFactory;
   /** Bound on FIN-WAIT-2 without progress from the peer (default 60 s). */
   finWait2TimeoutMs?: number;
+  /** Offer and accept SACK (RFC 2018); default true. */
+  sack?: boolean;
 }
+
+/** Least time between two ACKs answering out-of-window segments without data. */
+const OOW_ACK_INTERVAL_MS = 500;
 
 const EV_ESTABLISHED = 1;
 const EV_READABLE = 2;
@@ -138,6 +143,8 @@ export class TcpConnection implements TcpConnectionApi {
   private highRxt = 0;
   /** RFC 6675 rescue retransmission already done in this recovery. */
   private rescueDone = false;
+  /** When an out-of-window pure ACK was last answered. */
+  private lastOowAck = Number.NEGATIVE_INFINITY;
   private retries = 0;
   private persisting = false;
   /** Karn-compliant timing of one segment when timestamps are off. */
@@ -431,7 +438,10 @@ export class TcpConnection implements TcpConnectionApi {
     // First: sequence number acceptability. A zero window still takes the ACK of a segment at
     // RCV.NXT (its data is trimmed below), per the "special allowance" of §3.10.7.4.
     let acceptable: boolean;
-    if (segLen === 0) acceptable = wnd === 0 ? seg.seq === this.rcvNxt : seqInRange(seg.seq, this.rcvNxt, rcvEnd);
+    // A segment without data exactly at the right edge is accepted too (as Linux does): a peer that
+    // filled our window sends its pure ACKs with SEQ = that edge, and refusing them (each side
+    // answering the other's "unacceptable" ACK with its own) is an endless ACK ping-pong.
+    if (segLen === 0) acceptable = seqLe(this.rcvNxt, seg.seq) && seqLe(seg.seq, rcvEnd);
     else if (wnd === 0) acceptable = seg.seq === this.rcvNxt;
     else
       acceptable =
@@ -444,7 +454,13 @@ export class TcpConnection implements TcpConnectionApi {
       stats.drop("tcp-out-of-window");
       // A retransmitted FIN in TIME-WAIT restarts the 2*MSL timer (§3.10.7.4, eighth check).
       if (this.state === "TIME-WAIT" && f & TCP_FIN) this.auxTimer.set(TIME_WAIT_MS);
-      this.sendAck();
+      // Old data is re-ACKed at once; ACKs to out-of-window pure ACKs are rate-limited (RFC 5961
+      // §7, Linux tcp_invalid_ratelimit) so no two stacks can keep ACKing each other forever.
+      const now = this.opts.clock.now();
+      if (segLen > 0 || now - this.lastOowAck >= OOW_ACK_INTERVAL_MS) {
+        if (segLen === 0) this.lastOowAck = now;
+        this.sendAck();
+      }
       return;
     }
 
@@ -906,7 +922,7 @@ export class TcpConnection implements TcpConnectionApi {
     h.mss = this.ourMss;
     if (this.wsOffered) h.windowScale = this.rcvShift;
     if (!synAck) {
-      h.sackPermitted = true;
+      h.sackPermitted = this.opts.sack !== false;
       h.hasTimestamp = true;
       h.tsVal = this.tsNow();
       h.tsEcr = 0;
@@ -1132,7 +1148,7 @@ export class TcpConnection implements TcpConnectionApi {
     }
     this.tsEnabled = o.hasTimestamp;
     if (o.hasTimestamp) this.tsRecent = o.tsVal;
-    this.sackEnabled = o.sackPermitted;
+    this.sackEnabled = o.sackPermitted && this.opts.sack !== false;
     this.sendMss = Math.max(1, Math.min(peerMss, this.ourMss) - (this.tsEnabled ? TIMESTAMP_OPTION_BYTES : 0));
     this.cc.setMss(this.sendMss);
   }

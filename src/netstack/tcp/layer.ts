@@ -38,6 +38,8 @@ export interface TcpLayerOptions {
   maxConnections?: number;
   /** FIN-WAIT-2 idle bound (default 60 s). */
   finWait2TimeoutMs?: number;
+  /** Offer and accept SACK (default true); false leaves loss recovery to NewReno-style fast recovery. */
+  sack?: boolean;
 }
 
 /** Per-flow view for observability (TcpLayer.flows()). */
@@ -222,6 +224,7 @@ export class TcpLayer {
       synTimeoutMs: this.synTimeoutMs,
       finWait2TimeoutMs: this.finWait2TimeoutMs,
       congestionControl: this.ccFactory,
+      sack: o.sack,
       onGone: (c) => {
         if (this.table.get(key) === c) this.table.delete(key);
       },

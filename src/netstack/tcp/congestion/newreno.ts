@@ -25,7 +25,7 @@ export class NewReno implements CongestionControl {
     this.mss = mss;
   }
 
-  onAck(ackedBytes: number): void {
+  onAck(ackedBytes: number, _now = 0, _srttMs = -1): void {
     if (this.cwnd < this.ssthresh) {
       // Slow start with appropriate byte counting, L = 2*SMSS (RFC 3465 §2.2, RFC 5681 eq. 2).
       this.cwnd += Math.min(ackedBytes, 2 * this.mss);
