@@ -113,19 +113,9 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
     mss4: options.mtu - 40,
     mss6: options.mtu - 60,
     bufferSize: options.tcpBufferSize,
-    onConnect: (flow, conn) => gateway.onTcpConnect(flow, conn, synSeq),
+    onConnect: (flow, conn) => gateway.onTcpConnect(flow, conn),
   });
-  // The TCP layer calls onConnect from inside input() for a new flow's SYN and does not pass the
-  // segment: note each SYN's sequence number on the way in, for quoting it in ICMP errors.
-  let synSeq = 0;
-  netstack.setTcp({
-    input: (src, dst, segment) => {
-      if (segment.length >= 20 && ((segment[13] as number) & 0x12) === 0x02)
-        synSeq = new DataView(segment.buffer, segment.byteOffset, 8).getUint32(4);
-      tcp.input(src, dst, segment);
-    },
-    connect: (flow) => tcp.connect(flow),
-  });
+  netstack.setTcp(tcp);
   gateway.attach(netstack);
   try {
     await gateway.startForwards();

@@ -140,11 +140,7 @@ export class Gateway implements NetstackHandlers {
     return { tcp: this.reverseTcp.map((f) => f.local), udp: this.reverseUdp.map((f) => f.local) };
   }
 
-  /**
-   * `synSeq` is the sequence number of the peer's SYN (the TCP layer does not pass the segment),
-   * used to quote the SYN in an ICMP unreachable when the host connect fails that way.
-   */
-  onTcpConnect(flow: FlowAddrs, conn: TcpConnectionApi, synSeq = 0): void {
+  onTcpConnect(flow: FlowAddrs, conn: TcpConnectionApi): void {
     if (this.closed) {
       conn.refuse();
       return;
@@ -172,7 +168,7 @@ export class Gateway implements NetstackHandlers {
       conn.refuse();
       return;
     }
-    bridge.start(flow, synSeq);
+    bridge.start(flow);
   }
 
   onUdp(flow: FlowAddrs, payload: Uint8Array, packet: Uint8Array): void {

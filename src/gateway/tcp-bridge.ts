@@ -275,7 +275,6 @@ export abstract class TcpRelay implements NatEntry {
 export class TcpBridge extends TcpRelay {
   private readonly connectTimer: Timer;
   private flow: FlowAddrs | undefined;
-  private synSeq = 0;
 
   constructor(
     key: string,
@@ -288,11 +287,10 @@ export class TcpBridge extends TcpRelay {
 
   /**
    * Start the host-side connect; the peer gets its SYN-ACK (or RST / ICMP unreachable) when it
-   * resolves. `synSeq` is the sequence number of the peer's SYN, for quoting it in an ICMP error.
+   * resolves.
    */
-  start(flow: FlowAddrs, synSeq = 0): void {
+  start(flow: FlowAddrs): void {
     this.flow = flow;
-    this.synSeq = synSeq;
     this.connecting = true;
     this.connectTimer.set(this.bridgeDeps.connectTimeoutMs);
     let connecting: Promise<HostSocket>;
@@ -357,17 +355,17 @@ export class TcpBridge extends TcpRelay {
 
   /**
    * End a connect that failed. Refused (or an unknown error): RST. Unreachable or timed out: an ICMP
-   * unreachable quoting the SYN first, then the RST too — the TCP layer has no way to forget a
-   * SYN-RECEIVED connection without one (refuse() and abort() both reset). A peer that honours the
-   * ICMP error has already dropped its socket when the RST arrives, so the RST is ignored there.
+   * unreachable quoting the SYN, and the half-open connection is forgotten without a RST (which
+   * would turn "no route to host" into "connection refused" at a peer that ignores ICMP).
    */
   private giveUp(kind: UnreachableKind | undefined): void {
     this.connecting = false;
     this.connectTimer.clear();
     this.connClosed = true;
-    if (kind && this.flow && this.bridgeDeps.sendUnreachable)
-      this.bridgeDeps.sendUnreachable(synQuote(this.flow, this.synSeq), kind);
-    this.conn.refuse();
+    if (kind && this.flow && this.bridgeDeps.sendUnreachable) {
+      this.bridgeDeps.sendUnreachable(synQuote(this.flow, this.conn.initialPeerSeq), kind);
+      this.conn.dropSilently();
+    } else this.conn.refuse();
     this.finish();
   }
 }

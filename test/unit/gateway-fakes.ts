@@ -56,7 +56,11 @@ export class FakeConn implements TcpConnectionApi {
   state: TcpState = "SYN-RECEIVED";
   accepted = false;
   refused = false;
+  /** Forgotten without a RST (dropSilently). */
+  dropped = false;
   aborted = false;
+  /** The peer's SYN sequence number, as the TCP layer reports it. */
+  initialPeerSeq = 0;
   shutdownCalled = false;
   closedReason: TcpCloseReason | undefined;
   autoAck = true;
@@ -97,6 +101,10 @@ export class FakeConn implements TcpConnectionApi {
   }
   refuse(): void {
     this.refused = true;
+    this.close("refused");
+  }
+  dropSilently(): void {
+    this.dropped = true;
     this.close("refused");
   }
 

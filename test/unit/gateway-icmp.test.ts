@@ -61,8 +61,9 @@ describe("TCP connect failures", () => {
       const netstack = new FakeNetstack();
       const gw = new Gateway({ netstack, clock, log: silentLogger, tcpConnectTimeoutMs: 50 });
       const conn = new FakeConn();
+      conn.initialPeerSeq = 0x01020304;
       const flow = { src: CLIENT, srcPort: 40002, dst: v4(127, 0, 0, 1), dstPort: server.port };
-      gw.onTcpConnect(flow, conn, 0x01020304);
+      gw.onTcpConnect(flow, conn);
       expect(gw.stats().liveTcp).toBe(1);
       clock.advance(49);
       expect(netstack.unreachable.length).toBe(0);
@@ -71,8 +72,9 @@ describe("TCP connect failures", () => {
       expect(netstack.unreachable.length).toBe(1);
       expect(netstack.unreachable[0]!.kind).toBe("host");
       expect(Array.from(netstack.unreachable[0]!.original)).toEqual(Array.from(synQuote(flow, 0x01020304)));
-      // The TCP layer has no RST-less abort for SYN-RECEIVED: the flow is released with refuse().
-      expect(conn.refused).toBe(true);
+      // The half-open flow is forgotten without a RST, which would contradict the ICMP error.
+      expect(conn.dropped).toBe(true);
+      expect(conn.refused).toBe(false);
       expect(conn.accepted).toBe(false);
       expect(gw.stats().liveTcp).toBe(0);
       expect(gw.stats().drops.tcp_connect_timeout).toBe(1);
@@ -106,14 +108,16 @@ describe("TCP connect failures", () => {
         const drops = new DropCounter();
         const finished: string[] = [];
         const conn = new FakeConn();
+        conn.initialPeerSeq = 99;
         const bridge = new TcpBridge("k", conn, deps(netstack, drops, finished));
         const flow = { src: CLIENT, srcPort: 40003, dst: v4(127, 0, 0, 1), dstPort: server.port };
-        bridge.start(flow, 99);
+        bridge.start(flow);
         // What Bun's connectError would report for an unreachable destination.
         bridge.hostConnectError(Object.assign(new Error(code), { code }));
         expect(netstack.unreachable.map((u) => u.kind)).toEqual([kind]);
         expect(Array.from(netstack.unreachable[0]!.original)).toEqual(Array.from(synQuote(flow, 99)));
-        expect(conn.refused).toBe(true);
+        expect(conn.dropped).toBe(true);
+        expect(conn.refused).toBe(false);
         expect(finished).toEqual(["k"]);
         expect(drops.snapshot().tcp_connect_unreachable).toBe(1);
         await Bun.sleep(20);
@@ -131,7 +135,7 @@ describe("TCP connect failures", () => {
     const netstack = new FakeNetstack();
     const gw = new Gateway({ netstack, clock: new VirtualClock(), log: silentLogger });
     const conn = new FakeConn();
-    gw.onTcpConnect({ src: CLIENT, srcPort: 40004, dst: v4(127, 0, 0, 1), dstPort: port }, conn, 5);
+    gw.onTcpConnect({ src: CLIENT, srcPort: 40004, dst: v4(127, 0, 0, 1), dstPort: port }, conn);
     await until(() => conn.refused, 2000, "refuse");
     expect(netstack.unreachable.length).toBe(0);
     expect(gw.stats().drops.tcp_connect_refused).toBe(1);

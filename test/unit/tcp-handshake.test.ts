@@ -281,3 +281,22 @@ describe("TCP handshake", () => {
     expect(a.rec.established).toBe(1);
   });
 });
+
+describe("TCP passive open dropped silently", () => {
+  test("dropSilently: nothing is sent, the flow is forgotten, the ISN was reported, a new SYN starts afresh", () => {
+    const h = harness();
+    h.peer({ seq: PEER_ISS, flags: TCP_SYN, window: 64240, mss: 1460 });
+    const { conn } = h.connects[0]!;
+    expect(conn.initialPeerSeq).toBe(PEER_ISS);
+    const rec = record(conn);
+    conn.dropSilently();
+    expect(h.out.sent.length).toBe(0);
+    expect(rec.closed).toEqual(["refused"]);
+    expect(h.layer.liveConnections).toBe(0);
+    // The peer retries (after ignoring or missing the ICMP error): a fresh connection.
+    h.clock.advance(1000);
+    h.peer({ seq: PEER_ISS, flags: TCP_SYN, window: 64240, mss: 1460 });
+    expect(h.connects.length).toBe(2);
+    expect(h.out.sent.length).toBe(0);
+  });
+});

@@ -24,6 +24,13 @@ export interface TcpConnectionApi {
   accept(): void;
   /** Passive open: the host-side connect failed, answer the SYN with a RST. */
   refuse(): void;
+  /**
+   * Passive open: forget the connection without sending anything (the gateway answered the SYN
+   * with an ICMP error instead, and a RST would contradict it). Otherwise the same as abort().
+   */
+  dropSilently(): void;
+  /** The sequence number of the peer's SYN (0 until one was seen): quoted in ICMP errors. */
+  readonly initialPeerSeq: number;
 
   /** In-order received bytes not yet consumed (a view; empty when none). */
   peek(): Uint8Array;

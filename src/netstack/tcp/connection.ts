@@ -274,6 +274,19 @@ export class TcpConnection implements TcpConnectionApi {
     this.abort();
   }
 
+  dropSilently(): void {
+    if (this.state === "SYN-RECEIVED" && this.passive && !this.synAckSent) {
+      this.fireClosed("refused");
+      this.release();
+      return;
+    }
+    this.abort();
+  }
+
+  get initialPeerSeq(): number {
+    return this.irs;
+  }
+
   peek(): Uint8Array {
     return this.recvBuf.peek();
   }
