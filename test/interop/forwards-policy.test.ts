@@ -1,0 +1,387 @@
+// Issue 4 with real peers: reverse forwards (-t/-u), destination policy (--allow/--deny), ICMP errors
+// toward the peer, and GUE mode with a raw-IP socat peer. wireguard-go runs in the peer namespace,
+// the gateway CLI in gw, clients and servers in inet (see harness/README.md).
+//
+// Every destination is a test host: inet's 10.202.0.2/.3 (+ v6), gw's own loopback, 10.202.0.99
+// (inside inet's subnet, owned by nobody: neighbour resolution in gw fails), and 10.209.0.0/24 /
+// 10.210.0.0/24, for which this test adds an `unreachable` / `throw` route in gw (so the gateway's
+// kernel refuses them at once; gw has no other routes at all), plus a port on 10.202.0.2 whose SYNs
+// inet drops (nftables inside the inet namespace).
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createWorld, type World } from "../../harness/fixture.ts";
+import { connLines, type Fw, fwHelpers } from "../../harness/forwards.ts";
+import { Gateway } from "../../harness/gateway.ts";
+import { type BgProcess, exec, execCheck, interopSkipReason, spawnBg, waitUntil } from "../../harness/netns.ts";
+import { useReferenceGateway } from "../../harness/reference.ts";
+import { curlSha256, PORTS, udpRequest } from "../../harness/servers.ts";
+import { ADDR, HOSTS } from "../../harness/topology.ts";
+
+const skip =
+  interopSkipReason([
+    "wireguard-go",
+    "wg",
+    "ip",
+    "ss",
+    "python3",
+    "ping",
+    "curl",
+    "dig",
+    "bash",
+    "sha256sum",
+    "socat",
+    "nft",
+  ]) ?? (useReferenceGateway ? "the reference gateway has no -t/-u/--allow/--deny/GUE" : null);
+if (skip) console.log(`SKIP interop (forwards-policy): ${skip}`);
+
+const PREFIX = "wgsifw-";
+const IFP = "wgsifw";
+const GUE_TUN = "wgsifwgue";
+const MiB = 1 << 20;
+
+/** Peer-side servers (on the tunnel addresses). */
+const PEER_TCP = 7000;
+const PEER_UDP = 7001;
+/** Reverse forwards: host side in gw on its inet-facing address. */
+const FWD = { tcpSrc: 8022, tcpNoSrc: 8023, tcp6: 8026, udpSrc: 8024, udpNoSrc: 8025, gueTcp: 8030 } as const;
+/** Loopback-only service inside gw. */
+const GW_LOOPBACK_PORT = 7070;
+const BANNER = "wgsifw-gw-loopback-service";
+/** Test-only unreachable destinations (routes added in gw by this file). */
+const UNREACH_NET = "10.209.0.0/24";
+const UNREACH_HOST = "10.209.0.1";
+const THROW_NET = "10.210.0.0/24";
+const THROW_HOST = "10.210.0.1";
+const NOBODY = "10.202.0.99";
+/** inet drops SYNs to this port (nftables in the inet namespace). */
+const BLACKHOLE_PORT = 8081;
+
+const forwardArgs = [
+  "-t",
+  `${ADDR.gwInet4}:${FWD.tcpSrc},${ADDR.tunGw4}:0,${ADDR.tunPeer4}:${PEER_TCP}`,
+  "-t",
+  `${ADDR.gwInet4}:${FWD.tcpNoSrc},,${ADDR.tunPeer4}:${PEER_TCP}`,
+  "-t",
+  `[${ADDR.gwInet6}]:${FWD.tcp6},,[${ADDR.tunPeer6}]:${PEER_TCP}`,
+  "-u",
+  `${ADDR.gwInet4}:${FWD.udpSrc},${ADDR.tunGw4}:0,${ADDR.tunPeer4}:${PEER_UDP}`,
+  "-u",
+  `${ADDR.gwInet4}:${FWD.udpNoSrc},,${ADDR.tunPeer4}:${PEER_UDP}`,
+];
+
+describe.skipIf(skip !== null)("reverse forwards, policy, ICMP errors, GUE (gateway CLI, real peers)", () => {
+  let w: World;
+  let fw: Fw;
+  let peerTcp: BgProcess;
+  let peerUdp: BgProcess;
+  let gwLoopback: BgProcess;
+  const procs: BgProcess[] = [];
+  const extraGateways: Gateway[] = [];
+
+  /** Wait until gw listens on these TCP ports (the -t listeners). */
+  async function waitTcpListen(ports: number[]): Promise<void> {
+    await waitUntil(
+      `gw TCP listeners ${ports.join(",")}`,
+      async () => {
+        const r = await exec(w.t.gw, ["ss", "-Hltn"], { timeoutMs: 3000 });
+        return ports.every((p) => r.stdout.includes(`:${p} `));
+      },
+      10_000,
+      100,
+    );
+  }
+
+  /** (Re)start the gateway with `extraArgs` and a fresh peer (new handshake at once). */
+  async function restart(extraArgs: string[]): Promise<void> {
+    await w.startGateway({ extraArgs });
+    await w.startPeer();
+  }
+
+  beforeAll(async () => {
+    w = await createWorld(PREFIX, IFP, { files: { "1m.bin": MiB } });
+    fw = fwHelpers(w.tmp);
+    await w.startGateway({ extraArgs: forwardArgs });
+    await w.startPeer();
+    await waitTcpListen([FWD.tcpSrc, FWD.tcpNoSrc, FWD.tcp6]);
+    peerTcp = await fw.tcpServer(w.t.peer, PEER_TCP, [ADDR.tunPeer4, ADDR.tunPeer6]);
+    peerUdp = await fw.udpServer(w.t.peer, PEER_UDP, [ADDR.tunPeer4]);
+    procs.push(peerTcp, peerUdp);
+    gwLoopback = await fw.bannerServer(w.t.gw, "127.0.0.1", GW_LOOPBACK_PORT, BANNER);
+    procs.push(gwLoopback);
+    await execCheck(w.t.gw, ["ip", "route", "add", "unreachable", UNREACH_NET]);
+    await execCheck(w.t.gw, ["ip", "route", "add", "throw", THROW_NET]);
+    await execCheck(w.t.inet, ["nft", "add", "table", "inet", "wgsifw"]);
+    await execCheck(w.t.inet, [
+      "nft",
+      "add",
+      "chain",
+      "inet",
+      "wgsifw",
+      "in",
+      "{ type filter hook input priority 0; }",
+    ]);
+    await execCheck(w.t.inet, [
+      "nft",
+      "add",
+      "rule",
+      "inet",
+      "wgsifw",
+      "in",
+      "tcp",
+      "dport",
+      String(BLACKHOLE_PORT),
+      "drop",
+    ]);
+    // Handshake now, so the first test does not pay for it.
+    expect(await w.ping(ADDR.tunGw4, 1)).toBe(1);
+  }, 90_000);
+
+  afterAll(async () => {
+    for (const g of extraGateways) await g.stop().catch(() => {});
+    for (const p of procs) await p.stop(1000).catch(() => {});
+    await w?.destroy();
+  }, 30_000);
+
+  const gwLog = () => `\n--- gateway log (tail) ---\n${w.gateway?.log().slice(-3000) ?? ""}`;
+  const j = (x: unknown) => JSON.stringify(x);
+
+  test("reverse TCP -t HOST,SRC:0,DST: inet client -> peer server, 1 MiB echoed byte-exact, half-close, round-robin source ports", async () => {
+    const before = connLines(peerTcp).length;
+    const a = await fw.tcpClient(w.t.inet, ADDR.gwInet4, FWD.tcpSrc, MiB, 1, ADDR.inet4);
+    expect(a.ok, j(a) + gwLog()).toBe(true);
+    expect(a.echoLen).toBe(MiB);
+    expect(a.echoSha256).toBe(a.sentSha256!);
+    // The reply the peer's server computed after the inet client shut its write side.
+    expect(a.trailer).toBe(`${a.sentSha256} ${MiB}\n`);
+    const b = await fw.tcpClient(w.t.inet, ADDR.gwInet4, FWD.tcpSrc, 64 * 1024, 2, ADDR.inet4);
+    expect(b.ok, j(b) + gwLog()).toBe(true);
+    expect(b.trailer).toBe(`${b.sentSha256} ${64 * 1024}\n`);
+    const seen = connLines(peerTcp).slice(before);
+    console.log(`forwards: -t with SRC ${ADDR.tunGw4}:0, peer saw ${j(seen)}; 1 MiB round trip ${a.seconds} s`);
+    expect(seen.length, peerTcp.output()).toBe(2);
+    expect(seen.map((c) => c.ip)).toEqual([ADDR.tunGw4, ADDR.tunGw4]);
+    expect(seen[0]!.port).toBeGreaterThanOrEqual(1024);
+    expect(seen[1]!.port).toBe(seen[0]!.port + 1);
+  }, 60_000);
+
+  test("reverse TCP -t HOST,,DST: the peer sees the inet client's own address and port (v4 and v6)", async () => {
+    const before = connLines(peerTcp).length;
+    const a = await fw.tcpClient(w.t.inet, ADDR.gwInet4, FWD.tcpNoSrc, MiB, 3, ADDR.inet4, 40123);
+    expect(a.ok, j(a) + gwLog()).toBe(true);
+    expect(a.echoSha256).toBe(a.sentSha256!);
+    expect(a.trailer).toBe(`${a.sentSha256} ${MiB}\n`);
+    const b = await fw.tcpClient(w.t.inet, ADDR.gwInet6, FWD.tcp6, 256 * 1024, 4, ADDR.inet6, 40124);
+    expect(b.ok, j(b) + gwLog()).toBe(true);
+    expect(b.echoSha256).toBe(b.sentSha256!);
+    expect(b.trailer).toBe(`${b.sentSha256} ${256 * 1024}\n`);
+    const seen = connLines(peerTcp).slice(before);
+    console.log(`forwards: -t with empty SRC, peer saw ${j(seen)}`);
+    expect(seen, peerTcp.output()).toEqual([
+      { ip: ADDR.inet4, port: 40123 },
+      { ip: ADDR.inet6, port: 40124 },
+    ]);
+  }, 60_000);
+
+  test("reverse UDP -u: two inet senders each get their own replies (SRC:0 and empty SRC)", async () => {
+    const check = (r: Awaited<ReturnType<Fw["udpClients"]>>, port: number) => {
+      expect(r.ok, j(r) + `\n${peerUdp.output().slice(-2000)}` + gwLog()).toBe(true);
+      const seenBy = r.replies.map((rs, i) => {
+        for (const x of rs) {
+          expect(x.from).toBe(`${ADDR.gwInet4}:${port}`);
+          expect(x.text).toMatch(new RegExp(`\\|sender${i}-msg\\d$`));
+        }
+        return new Set(rs.map((x) => x.text.split("|")[0]));
+      });
+      // Each sender was seen by the peer as one stable source.
+      for (const s of seenBy) expect(s.size).toBe(1);
+      return seenBy.map((s) => [...s][0]!);
+    };
+    const a = await fw.udpClients(w.t.inet, ADDR.gwInet4, FWD.udpSrc, ADDR.inet4, [41001, 41002]);
+    const sa = check(a, FWD.udpSrc);
+    console.log(`forwards: -u with SRC ${ADDR.tunGw4}:0, peer saw ${j(sa)}`);
+    expect(sa[0]!.split(" ")[0]).toBe(ADDR.tunGw4);
+    expect(sa[1]!.split(" ")[0]).toBe(ADDR.tunGw4);
+    expect(sa[0]).not.toBe(sa[1]); // one round-robin source port per sender
+    const b = await fw.udpClients(w.t.inet, ADDR.gwInet4, FWD.udpNoSrc, ADDR.inet4, [41003, 41004]);
+    const sb = check(b, FWD.udpNoSrc);
+    console.log(`forwards: -u with empty SRC, peer saw ${j(sb)}`);
+    expect(sb).toEqual([`${ADDR.inet4} 41003`, `${ADDR.inet4} 41004`]);
+  }, 60_000);
+
+  test("ICMP errors reach the peer's kernel: UDP port/host unreachable; TCP to unreachable hosts fails fast", async () => {
+    // A SYN black hole in inet (nftables in the test's own namespace): the gateway's own connect
+    // timer (10 s) answers with ICMP host unreachable. Runs alongside the rest.
+    const blackhole = fw.tcpErr(w.t.peer, ADDR.inet4, BLACKHOLE_PORT, 20);
+    // UDP to a closed port: ICMP port unreachable (v4 3/3, v6 1/4) -> ECONNREFUSED.
+    const u4 = await fw.udpErr(w.t.peer, ADDR.inet4, PORTS.closed);
+    expect(u4.errno, j(u4) + gwLog()).toBe("ECONNREFUSED");
+    expect([u4.icmpType, u4.icmpCode]).toEqual([3, 3]);
+    const u6 = await fw.udpErr(w.t.peer, ADDR.inet6, PORTS.closed);
+    expect(u6.errno, j(u6) + gwLog()).toBe("ECONNREFUSED");
+    expect([u6.icmpType, u6.icmpCode]).toEqual([1, 4]);
+    // UDP to an address nobody owns: gw's neighbour resolution fails (~3 s), its kernel reports
+    // EHOSTUNREACH on the gateway's socket, the peer gets host unreachable 3/1.
+    const ux = await fw.udpErr(w.t.peer, NOBODY, 7000, 2.5);
+    expect(ux.errno, j(ux) + gwLog()).toBe("EHOSTUNREACH");
+    expect([ux.icmpType, ux.icmpCode]).toEqual([3, 1]);
+    // TCP: unreachable route, throw route, nobody home (neighbour fails ~3 s): the peer's connect
+    // fails fast instead of retrying SYNs for two minutes. (With Bun 1.4.4 the gateway sees every
+    // connect failure as ECONNREFUSED, so the peer gets a RST, not ICMP: see the test.failing below.)
+    const th = await fw.tcpErr(w.t.peer, UNREACH_HOST, 80);
+    const tn = await fw.tcpErr(w.t.peer, THROW_HOST, 80);
+    const tx = await fw.tcpErr(w.t.peer, NOBODY, 80);
+    const curl = await exec(w.t.peer, ["curl", "-sS", "--max-time", "12", `http://${UNREACH_HOST}:8080/`], {
+      timeoutMs: 20_000,
+    });
+    const bh = await blackhole;
+    console.log(
+      `icmp: udp closed port v4 ${j(u4)}\nicmp: udp closed port v6 ${j(u6)}\nicmp: udp ${NOBODY} ${j(ux)}\n` +
+        `icmp: tcp ${UNREACH_HOST} ${j(th)}; ${THROW_HOST} ${j(tn)}; ${NOBODY} ${j(tx)}; ` +
+        `black hole ${ADDR.inet4}:${BLACKHOLE_PORT} ${j(bh)}\nicmp: curl ${Math.round(curl.ms)} ms: ${curl.stderr.trim()}`,
+    );
+    const failed = /^(ECONNREFUSED|EHOSTUNREACH|ENETUNREACH)$/;
+    expect(th.result, j(th) + gwLog()).toMatch(failed);
+    expect(th.ms).toBeLessThan(2000);
+    expect(tn.result, j(tn) + gwLog()).toMatch(failed);
+    expect(tn.ms).toBeLessThan(2000);
+    expect(tx.result, j(tx) + gwLog()).toMatch(failed);
+    expect(tx.ms).toBeLessThan(5000);
+    expect(curl.code, curl.stderr).toBe(7);
+    expect(curl.ms).toBeLessThan(5000);
+    expect(bh.result, j(bh) + gwLog()).toBe("EHOSTUNREACH");
+    expect(bh.ms).toBeGreaterThan(8000);
+    expect(bh.ms).toBeLessThan(14_000);
+  }, 60_000);
+
+  // KNOWN GATEWAY BUG (README: "UDP send: ... EHOSTUNREACH / ENETUNREACH -> ICMP host / net
+  // unreachable"): when the host socket's send() itself throws (a route that refuses at once),
+  // src/gateway/udp-nat.ts UdpFlow.sendNow only logs "UDP send from … failed: EHOSTUNREACH" and
+  // counts a drop; only errors arriving later through the socket's error handler become ICMP. The
+  // peer gets nothing and its connected socket times out. test.failing: turns red once fixed —
+  // then make it a plain test.
+  test.failing("ICMP errors: UDP send refused at once by gw's routes -> host / net unreachable to the peer", async () => {
+    const uh = await fw.udpErr(w.t.peer, UNREACH_HOST, 7000, 1);
+    const un = await fw.udpErr(w.t.peer, THROW_HOST, 7000, 1);
+    console.log(`icmp (udp send-time): ${UNREACH_HOST} ${j(uh)}; ${THROW_HOST} ${j(un)}`);
+    expect(uh.errno, j(uh) + gwLog()).toBe("EHOSTUNREACH");
+    expect([uh.icmpType, uh.icmpCode]).toEqual([3, 1]);
+    expect(un.errno, j(un) + gwLog()).toBe("ENETUNREACH");
+    expect([un.icmpType, un.icmpCode]).toEqual([3, 0]);
+  }, 30_000);
+
+  // KNOWN LIMITATION (README table: "TCP connect EHOSTUNREACH -> ICMP host unreachable, ENETUNREACH
+  // -> ICMP net unreachable"): Bun 1.4.4's Bun.connect (and node:net) report every connect failure
+  // — EHOSTUNREACH, ENETUNREACH, even the kernel's ETIMEDOUT — as ECONNREFUSED (errno -111), so the
+  // gateway logs "Failed to connect to upstream TCP …: ECONNREFUSED" and sends a plain RST. Only the
+  // gateway's own 10 s timer yields ICMP (the black-hole case above). test.failing until fixed.
+  test.failing("ICMP errors: TCP connect to unreachable / unroutable hosts -> ICMP host / net unreachable", async () => {
+    const th = await fw.tcpErr(w.t.peer, UNREACH_HOST, 80);
+    const tn = await fw.tcpErr(w.t.peer, THROW_HOST, 80);
+    console.log(`icmp (tcp connect): ${UNREACH_HOST} ${j(th)}; ${THROW_HOST} ${j(tn)}`);
+    expect(th.result, j(th) + gwLog()).toBe("EHOSTUNREACH");
+    expect(tn.result, j(tn) + gwLog()).toBe("ENETUNREACH");
+  }, 30_000);
+
+  test("policy (a) default: inet reachable, the gateway's loopback refused (raw SYN to 127.0.0.1 through the tunnel)", async () => {
+    const ok = await fw.tcpErr(w.t.peer, ADDR.inet4, PORTS.http);
+    expect(ok.result, j(ok) + gwLog()).toBe("ok");
+    const dl = await curlSha256(w.t.peer, `http://${ADDR.inet4}:${PORTS.http}/1m.bin`);
+    expect(dl.sha256, dl.result.stderr + gwLog()).toBe(w.servers.files["1m.bin"]!.sha256);
+    const lo = await fw.rawTcp(w.t.peer, w.peer.ifname, ADDR.tunPeer4, "127.0.0.1", GW_LOOPBACK_PORT);
+    console.log(`policy default: loopback ${j(lo)}`);
+    expect(lo.result, j(lo) + gwLog()).toBe("rst");
+    expect(lo.rstAck).toBe(true);
+    expect(connLines(gwLoopback).length).toBe(0);
+  }, 60_000);
+
+  test("policy (b) --deny 10.202.0.2/32:8080 and :7000: TCP reset fast, UDP gets ICMP admin-prohibited; others pass", async () => {
+    await restart(["--deny", `${ADDR.inet4}/32:${PORTS.http}`, "--deny", `${ADDR.inet4}/32:${PORTS.udpEcho}`]);
+    const denied = await fw.tcpErr(w.t.peer, ADDR.inet4, PORTS.http);
+    expect(denied.result, j(denied) + gwLog()).toBe("ECONNREFUSED");
+    expect(denied.ms).toBeLessThan(1000);
+    const otherHost = await fw.tcpErr(w.t.peer, ADDR.inet4b, PORTS.http);
+    expect(otherHost.result, j(otherHost) + gwLog()).toBe("ok");
+    const otherPort = await fw.tcpErr(w.t.peer, ADDR.inet4, PORTS.sink);
+    expect(otherPort.result, j(otherPort) + gwLog()).toBe("ok");
+    const ud = await fw.udpErr(w.t.peer, ADDR.inet4, PORTS.udpEcho);
+    console.log(`policy deny: tcp ${j(denied)}; udp ${j(ud)}`);
+    expect(ud.errno, j(ud) + gwLog()).toBe("EHOSTUNREACH");
+    expect([ud.icmpType, ud.icmpCode]).toEqual([3, 13]);
+    const echo = await udpRequest(w.t.peer, ADDR.inet4b, PORTS.udpEcho, "c0ffee", "4");
+    expect(echo.reply, j(echo) + gwLog()).toBe("c0ffee");
+    expect(w.gateway!.countLog(/den(y|ied)/i), gwLog()).toBeGreaterThan(0);
+  }, 60_000);
+
+  test("policy (c) first match wins: --deny /24 --allow /32 denies; --allow /32 --deny /24 allows only the /32", async () => {
+    await restart(["--deny", "10.202.0.0/24", "--allow", `${ADDR.inet4}/32`]);
+    const a2 = await fw.tcpErr(w.t.peer, ADDR.inet4, PORTS.http);
+    const a3 = await fw.tcpErr(w.t.peer, ADDR.inet4b, PORTS.http);
+    expect(a2.result, j(a2) + gwLog()).toBe("ECONNREFUSED");
+    expect(a3.result, j(a3) + gwLog()).toBe("ECONNREFUSED");
+    await restart(["--allow", `${ADDR.inet4}/32`, "--deny", "10.202.0.0/24"]);
+    const b2 = await fw.tcpErr(w.t.peer, ADDR.inet4, PORTS.http);
+    const b3 = await fw.tcpErr(w.t.peer, ADDR.inet4b, PORTS.http);
+    console.log(`policy order: deny,allow -> ${a2.result}/${a3.result}; allow,deny -> ${b2.result}/${b3.result}`);
+    expect(b2.result, j(b2) + gwLog()).toBe("ok");
+    expect(b3.result, j(b3) + gwLog()).toBe("ECONNREFUSED");
+  }, 60_000);
+
+  test("policy (d) --allow 127.0.0.1/32: the gateway's loopback service is reachable through the tunnel", async () => {
+    await restart(["--allow", "127.0.0.1/32"]);
+    const lo = await fw.rawTcp(w.t.peer, w.peer.ifname, ADDR.tunPeer4, "127.0.0.1", GW_LOOPBACK_PORT);
+    console.log(`policy allow loopback: ${j(lo)}`);
+    expect(lo.result, j(lo) + gwLog()).toBe("synack");
+    expect(lo.ackOk).toBe(true);
+    expect(lo.data).toBe(`${BANNER}\n`);
+    expect(connLines(gwLoopback).length).toBe(1);
+  }, 60_000);
+
+  test("GUE mode with a raw-IP socat peer: ping, DNS, curl sha256, UDP echo, reverse TCP", async () => {
+    const gue = new Gateway({
+      ns: w.t.gw,
+      privateKey: "INSECURE",
+      peerPublicKey: "GUE",
+      bindPort: 6556,
+      peerEndpoint: `${ADDR.peerOuter4}:6555`,
+      keepaliveInterval: 0,
+      dns: "10.0.2.1:53",
+      pingable: "10.0.2.1",
+      extraArgs: ["-t", `${ADDR.gwInet4}:${FWD.gueTcp},,10.0.2.15:${PEER_TCP}`],
+    });
+    extraGateways.push(gue);
+    await gue.start();
+    const socat = spawnBg(w.t.peer, "socat-gue", [
+      "socat",
+      `TUN:10.0.2.15/24,up,iff-no-pi,tun-name=${GUE_TUN}`,
+      `UDP:${ADDR.gwOuter4}:6556,sourceport=6555`,
+    ]);
+    procs.push(socat);
+    await waitUntil(
+      `${GUE_TUN} up`,
+      async () => (await exec(w.t.peer, ["ip", "addr", "show", GUE_TUN])).stdout.includes("10.0.2.15"),
+      10_000,
+      100,
+    );
+    await execCheck(w.t.peer, ["ip", "link", "set", GUE_TUN, "mtu", "1400"]);
+    // Only the inet subnet goes through socat; the WireGuard peer keeps its default route.
+    await execCheck(w.t.peer, ["ip", "route", "add", "10.202.0.0/24", "dev", GUE_TUN]);
+    const gueServer = await fw.tcpServer(w.t.peer, PEER_TCP, ["10.0.2.15"]);
+    procs.push(gueServer);
+    const glog = () => `\n--- GUE gateway log ---\n${gue.log().slice(-3000)}\n--- socat ---\n${socat.output()}`;
+
+    const ping = await exec(w.t.peer, ["ping", "-c", "3", "-i", "0.3", "-W", "2", "10.0.2.1"], { timeoutMs: 15_000 });
+    expect(ping.stdout, glog()).toContain("3 received");
+    const dig = await exec(w.t.peer, ["dig", "@10.0.2.1", "+time=2", "+tries=2", "+short", HOSTS.web, "A"], {
+      timeoutMs: 15_000,
+    });
+    expect(dig.stdout.trim(), dig.stdout + glog()).toBe(ADDR.inet4);
+    const dl = await curlSha256(w.t.peer, `http://${ADDR.inet4}:${PORTS.http}/1m.bin`);
+    expect(dl.sha256, dl.result.stderr + glog()).toBe(w.servers.files["1m.bin"]!.sha256);
+    const echo = await udpRequest(w.t.peer, ADDR.inet4, PORTS.udpEcho, "9ae0c0de", "4");
+    expect(echo.reply, j(echo) + glog()).toBe("9ae0c0de");
+    const rev = await fw.tcpClient(w.t.inet, ADDR.gwInet4, FWD.gueTcp, 256 * 1024, 5, ADDR.inet4, 40125);
+    expect(rev.ok, j(rev) + glog()).toBe(true);
+    expect(rev.trailer).toBe(`${rev.sentSha256} ${256 * 1024}\n`);
+    expect(connLines(gueServer)).toEqual([{ ip: ADDR.inet4, port: 40125 }]);
+    expect(gue.running()).toBe(true);
+  }, 60_000);
+});
