@@ -171,6 +171,11 @@ export class UdpFlow implements NatEntry {
     const code = (error as { code?: string } | undefined)?.code ?? "unknown";
     this.deps.log.debug(`UDP socket error for ${this.key}: ${error?.message ?? code}`);
     this.deps.drops.count(`udp_socket_${code}`);
+    this.reportUnreachable(code);
+  }
+
+  /** ICMP unreachable to the peer, quoting its last datagram, for an error code that means one. */
+  private reportUnreachable(code: string): void {
     const kind = UNREACHABLE_BY_CODE[code];
     if (kind && this.lastPacket && this.lastPacketLength > 0 && !this.closed)
       this.deps.sendUnreachable(this.lastPacket.subarray(0, this.lastPacketLength), kind);
@@ -180,8 +185,12 @@ export class UdpFlow implements NatEntry {
     try {
       if (!socket.send(payload, port, host)) this.deps.drops.count("udp_send_blocked");
     } catch (e) {
+      // The kernel can refuse a send at once (a local route says unreachable): same ICMP as an
+      // error reported later through the socket.
+      const code = (e as { code?: string }).code ?? "unknown";
       this.deps.log.debug(`UDP send from ${this.key} to ${host}:${port} failed: ${(e as Error).message}`);
       this.deps.drops.count("udp_send_failed");
+      this.reportUnreachable(code);
     }
   }
 

@@ -224,8 +224,8 @@ describe.skipIf(skip !== null)("reverse forwards, policy, ICMP errors, GUE (gate
     expect(ux.errno, j(ux) + gwLog()).toBe("EHOSTUNREACH");
     expect([ux.icmpType, ux.icmpCode]).toEqual([3, 1]);
     // TCP: unreachable route, throw route, nobody home (neighbour fails ~3 s): the peer's connect
-    // fails fast instead of retrying SYNs for two minutes. (With Bun 1.4.4 the gateway sees every
-    // connect failure as ECONNREFUSED, so the peer gets a RST, not ICMP: see the test.failing below.)
+    // fails fast instead of retrying SYNs for two minutes. (Bun 1.4.4 reports every connect failure
+    // as ECONNREFUSED, so the peer gets a RST here, not ICMP: see the README's ICMP table.)
     const th = await fw.tcpErr(w.t.peer, UNREACH_HOST, 80);
     const tn = await fw.tcpErr(w.t.peer, THROW_HOST, 80);
     const tx = await fw.tcpErr(w.t.peer, NOBODY, 80);
@@ -252,13 +252,9 @@ describe.skipIf(skip !== null)("reverse forwards, policy, ICMP errors, GUE (gate
     expect(bh.ms).toBeLessThan(14_000);
   }, 60_000);
 
-  // KNOWN GATEWAY BUG (README: "UDP send: ... EHOSTUNREACH / ENETUNREACH -> ICMP host / net
-  // unreachable"): when the host socket's send() itself throws (a route that refuses at once),
-  // src/gateway/udp-nat.ts UdpFlow.sendNow only logs "UDP send from … failed: EHOSTUNREACH" and
-  // counts a drop; only errors arriving later through the socket's error handler become ICMP. The
-  // peer gets nothing and its connected socket times out. test.failing: turns red once fixed —
-  // then make it a plain test.
-  test.failing("ICMP errors: UDP send refused at once by gw's routes -> host / net unreachable to the peer", async () => {
+  // A route in gw that refuses at once makes the host socket's send() itself throw: the gateway
+  // turns that into the same ICMP as an error reported later through the socket.
+  test("ICMP errors: UDP send refused at once by gw's routes -> host / net unreachable to the peer", async () => {
     const uh = await fw.udpErr(w.t.peer, UNREACH_HOST, 7000, 1);
     const un = await fw.udpErr(w.t.peer, THROW_HOST, 7000, 1);
     console.log(`icmp (udp send-time): ${UNREACH_HOST} ${j(uh)}; ${THROW_HOST} ${j(un)}`);
@@ -266,19 +262,6 @@ describe.skipIf(skip !== null)("reverse forwards, policy, ICMP errors, GUE (gate
     expect([uh.icmpType, uh.icmpCode]).toEqual([3, 1]);
     expect(un.errno, j(un) + gwLog()).toBe("ENETUNREACH");
     expect([un.icmpType, un.icmpCode]).toEqual([3, 0]);
-  }, 30_000);
-
-  // KNOWN LIMITATION (README table: "TCP connect EHOSTUNREACH -> ICMP host unreachable, ENETUNREACH
-  // -> ICMP net unreachable"): Bun 1.4.4's Bun.connect (and node:net) report every connect failure
-  // — EHOSTUNREACH, ENETUNREACH, even the kernel's ETIMEDOUT — as ECONNREFUSED (errno -111), so the
-  // gateway logs "Failed to connect to upstream TCP …: ECONNREFUSED" and sends a plain RST. Only the
-  // gateway's own 10 s timer yields ICMP (the black-hole case above). test.failing until fixed.
-  test.failing("ICMP errors: TCP connect to unreachable / unroutable hosts -> ICMP host / net unreachable", async () => {
-    const th = await fw.tcpErr(w.t.peer, UNREACH_HOST, 80);
-    const tn = await fw.tcpErr(w.t.peer, THROW_HOST, 80);
-    console.log(`icmp (tcp connect): ${UNREACH_HOST} ${j(th)}; ${THROW_HOST} ${j(tn)}`);
-    expect(th.result, j(th) + gwLog()).toBe("EHOSTUNREACH");
-    expect(tn.result, j(tn) + gwLog()).toBe("ENETUNREACH");
   }, 30_000);
 
   test("policy (a) default: inet reachable, the gateway's loopback refused (raw SYN to 127.0.0.1 through the tunnel)", async () => {
