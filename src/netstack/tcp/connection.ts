@@ -256,22 +256,27 @@ export class TcpConnection implements TcpConnectionApi {
 
   refuse(): void {
     if (this.state === "SYN-RECEIVED" && this.passive && !this.synAckSent) {
-      emitReset(
-        this.opts.output,
-        this.local,
-        this.localPort,
-        this.remote,
-        this.remotePort,
-        0,
-        this.rcvNxt,
-        TCP_RST | TCP_ACK,
-      );
-      this.opts.stats.segmentsOut++;
+      this.resetUnansweredSyn();
       this.fireClosed("refused");
       this.release();
       return;
     }
     this.abort();
+  }
+
+  /** RST answering a SYN we never acknowledged: <SEQ=0><ACK=SEG.SEQ+1><CTL=RST,ACK> (RFC 9293 §3.10.7.1). */
+  private resetUnansweredSyn(): void {
+    emitReset(
+      this.opts.output,
+      this.local,
+      this.localPort,
+      this.remote,
+      this.remotePort,
+      0,
+      this.rcvNxt,
+      TCP_RST | TCP_ACK,
+    );
+    this.opts.stats.segmentsOut++;
   }
 
   dropSilently(): void {
@@ -340,17 +345,7 @@ export class TcpConnection implements TcpConnectionApi {
     if (this.released) return;
     const s = this.state;
     if (s === "SYN-RECEIVED" && this.passive && !this.synAckSent) {
-      emitReset(
-        this.opts.output,
-        this.local,
-        this.localPort,
-        this.remote,
-        this.remotePort,
-        0,
-        this.rcvNxt,
-        TCP_RST | TCP_ACK,
-      );
-      this.opts.stats.segmentsOut++;
+      this.resetUnansweredSyn();
     } else if (s !== "SYN-SENT" && s !== "TIME-WAIT" && s !== "CLOSED") {
       this.sendReset();
     }
