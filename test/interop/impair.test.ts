@@ -37,16 +37,11 @@ interface Case {
 
 // Sizes: 64 MiB everywhere the current TCP finishes comfortably within the bound; cases reduced for
 // time say so (printed at the start of the run).
+const TCP_BUFFER = 4 * 1024 * 1024;
+
 const CASES: Case[] = [
   { name: "1% loss", impairment: { loss: 0.01, seed: 101 }, mib: 64 },
-  {
-    name: "5% loss",
-    impairment: { loss: 0.05, seed: 105 },
-    mib: 64,
-    // The gateway's NewReno sender (download direction) moves ~2.3 Mbit/s at 5% loss here: 64 MiB
-    // would take ~4 min, over the per-case bound. The upload (Linux sends) stays at 64 MiB.
-    download: { mib: 16, why: "NewReno download at 5% loss ~2.3 Mbit/s: 64 MiB would take ~4 min" },
-  },
+  { name: "5% loss", impairment: { loss: 0.05, seed: 105 }, mib: 64 },
   { name: "5% reordering", impairment: { reorder: 0.05, seed: 205 }, mib: 64 },
   { name: "2% duplication", impairment: { dup: 0.02, seed: 302 }, mib: 64 },
   { name: "+50 ms delay per direction (~100 ms RTT)", impairment: { delayMs: 50, seed: 450 }, mib: 64 },
@@ -65,7 +60,9 @@ describe.skipIf(skip !== null)("bulk TCP over an impaired outer path (relay betw
   beforeAll(async () => {
     const files: Record<string, number> = {};
     for (const s of sizes) files[`${s}m.bin`] = s * MiB;
-    iw = await createImpairWorld(PREFIX, IFP, { files });
+    // 4 MiB per flow and direction: the window must scale (RFC 7323) for +50 ms to go faster than
+    // 64 KiB per round trip, and loss recovery is exercised with many segments in flight.
+    iw = await createImpairWorld(PREFIX, IFP, { files }, { extraArgs: ["--tcp-buffer-size", String(TCP_BUFFER)] });
     for (const s of sizes) {
       const data = new Uint8Array(s * MiB);
       for (let i = 0; i < data.length; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536));
