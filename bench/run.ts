@@ -6,7 +6,7 @@
 //   and through the seeded UDP impairment relay (harness/impair.ts) in the gw namespace, in front of
 //   both paths alike: clean (the relay's own cost), 1% loss each way, +50 ms each way (~100 ms RTT).
 //
-//   bun bench/run.ts [--time S] [--streams N] [--only wgslirpy|reference] [--no-impair] [--no-ipv6]
+//   bun bench/run.ts [--time S] [--streams N] [--only wgslirpy|reference] [--no-impair] [--no-ipv6] [--tcp-buffer-size N]
 import { createWorld, GW_PORT, type World } from "../harness/fixture.ts";
 import { describeImpairment, type Relay, type RelayImpairment, startRelay } from "../harness/impair-world.ts";
 import { execCheck, interopSkipReason, killAll } from "../harness/netns.ts";
@@ -32,6 +32,8 @@ const streams = Math.min(8, Math.max(1, Number(arg("streams", "1"))));
 const only = arg("only", "");
 const withImpair = !flag("no-impair");
 const withV6 = !flag("no-ipv6");
+/** The gateway's --tcp-buffer-size (per flow and direction); default: the CLI's (the seed's 65535). */
+const tcpBuffer = arg("tcp-buffer-size", "");
 
 interface Scenario {
   name: string;
@@ -131,7 +133,7 @@ async function main(): Promise<number> {
     world = await createWorld(PREFIX, IFP, { files: {}, iperf: true });
     const w = world;
     if (only !== "reference") {
-      await w.startGateway({ logLevel: "warn" });
+      await w.startGateway({ logLevel: "warn", extraArgs: tcpBuffer ? ["--tcp-buffer-size", tcpBuffer] : [] });
       await w.startPeer();
       const ping = async () => {
         for (let i = 0; i < 5; i++) if ((await w.ping(ADDR.tunGw4, 2)) > 0) return true;
@@ -156,7 +158,9 @@ async function main(): Promise<number> {
     await stop();
   }
 
-  const head = `iperf3 -t ${seconds}${streams > 1 ? ` -P ${streams}` : ""}, Mbit/s (receiver side)`;
+  const head =
+    `iperf3 -t ${seconds}${streams > 1 ? ` -P ${streams}` : ""}, Mbit/s (receiver side)` +
+    `; wgslirpy --tcp-buffer-size ${tcpBuffer || "65535 (default)"}`;
   const cols = ["wgslirpy down", "wgslirpy up", "ref down", "ref up", "ratio down", "ratio up"];
   console.log(`\n${head}; ref = wireguard-go + kernel routing; ratio = wgslirpy / ref`);
   console.log(`${"scenario".padEnd(22)}${cols.map((c) => c.padStart(15)).join("")}`);
