@@ -1,4 +1,5 @@
 #!/usr/bin/env bun
+import { setSocketBuffer, socketFd } from "../src/transport/sockopt.ts";
 /**
  * A lossy UDP relay for tests: sits between a peer and the gateway's outer UDP socket and drops,
  * duplicates, reorders and delays datagrams with a seeded RNG (the host kernel has no netem).
@@ -133,6 +134,17 @@ export async function startImpairRelay(
       },
     },
   });
+  // The kernel's default receive buffer (~212 KB) drops bursts before the relay sees them: those
+  // would be losses nobody chose. 4 MiB each way, like the gateway's own socket.
+  for (const sock of [front, back]) {
+    for (const kind of ["rcv", "snd"] as const) {
+      try {
+        setSocketBuffer(socketFd(sock), kind, 4 << 20);
+      } catch {
+        // Best effort: without it the relay still works, with more incidental loss at high rates.
+      }
+    }
+  }
   return {
     listen: { address: listen.address, port: front.port },
     stats: () => ({ toUpstream: toUpstream.stats, toPeer: toPeer.stats }),
