@@ -4,7 +4,9 @@ import { IPV6_HEADER, type Ipv6View } from "./ipv6.ts";
 
 /**
  * IPv4 (RFC 791 §3.2) and IPv6 (RFC 8200 §4.5) fragment reassembly with hard limits:
- * - a reassembled datagram never exceeds 65535 bytes (IPv4 total length / IPv6 40 + payload length);
+ * - a reassembled datagram never exceeds 65535 bytes (IPv4 total length / IPv6 40 + payload length):
+ *   checked per fragment against its own headers and again against the offset-0 fragment's
+ *   headers, which may be longer than a later fragment's (IPv4 options, IPv6 extension headers);
  * - at most `maxDatagrams` reassemblies in progress: a new one evicts the oldest;
  * - each reassembly is abandoned `timeoutMs` after its first fragment (RFC 8200: 60 s max; we use 30 s);
  * - overlapping fragments abandon the datagram (RFC 5722, and Linux does the same for IPv4 since
@@ -88,7 +90,7 @@ export class Reassembler {
     const d = this.add(key, ip.fragmentOffset, data, ip.moreFragments, hl);
     if (!d) return null;
     if (ip.fragmentOffset === 0) d.header = buf.slice(0, hl);
-    if (!this.isComplete(d)) return null;
+    if (this.exceedsLimit(key, d) || !this.isComplete(d)) return null;
     const header = d.header as Uint8Array;
     const out = this.assemble(key, d, header);
     const total = out.length;
@@ -126,7 +128,7 @@ export class Reassembler {
       d.nextHeaderField = ip.fragmentNextHeaderField;
       d.nextHeader = buf[fh] as number;
     }
-    if (!this.isComplete(d)) return null;
+    if (this.exceedsLimit(key, d) || !this.isComplete(d)) return null;
     const out = this.assemble(key, d, d.header as Uint8Array);
     out[d.nextHeaderField] = d.nextHeader;
     const plen = out.length - IPV6_HEADER;
@@ -202,6 +204,17 @@ export class Reassembler {
     frags.splice(at, 0, { offset, end, data: data.slice() });
     d.received += len;
     return d;
+  }
+
+  /**
+   * The result would exceed 65535 bytes: the offset-0 fragment's headers plus the furthest fragment
+   * end (the fragments are sorted, so the last one's). Abandons the datagram.
+   */
+  private exceedsLimit(key: string, d: PendingDatagram): boolean {
+    const last = d.fragments[d.fragments.length - 1];
+    if (!d.header || !last || d.header.length + Math.max(last.end, d.totalLength) <= MAX_DATAGRAM) return false;
+    this.abandon(key, "frag-too-big");
+    return true;
   }
 
   private isComplete(d: PendingDatagram): boolean {

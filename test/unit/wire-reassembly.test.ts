@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, test } from "bun:test";
 import { VirtualClock } from "../../src/util/clock.ts";
-import { emitIpv4Header, IPV4_MF, Ipv4View } from "../../src/wire/ipv4.ts";
+import { emitIpv4Header, IPV4_MF, Ipv4View, writeIpv4HeaderChecksum } from "../../src/wire/ipv4.ts";
 import { emitIpv6FragmentHeader, emitIpv6Header, Ipv6View } from "../../src/wire/ipv6.ts";
 import { Reassembler } from "../../src/wire/reassembly.ts";
 
@@ -107,6 +107,31 @@ describe("IPv4 reassembly", () => {
     expect(drops["frag-inconsistent"]).toBe(2);
   });
 
+  test("a longer header on the offset-0 fragment cannot push the result past 65535 bytes", () => {
+    // Offset 0 with 40 bytes of options (IHL 15), the rest with a plain 20-byte header: each
+    // fragment alone fits, the reassembled datagram would be 60 + 65512 = 65572 bytes.
+    const first = () => {
+      const b = new Uint8Array(60 + 8);
+      emitIpv4Header(b, 0, SRC4, DST4, 17, 68, 21, IPV4_MF, 64);
+      b[0] = 0x4f;
+      writeIpv4HeaderChecksum(b, 0);
+      expect(Ipv4View.check(b)).toBeNull();
+      return new Ipv4View(b);
+    };
+    const rest = () => {
+      const b = new Uint8Array(20 + 65504);
+      emitIpv4Header(b, 0, SRC4, DST4, 17, b.length, 21, 1, 64);
+      expect(Ipv4View.check(b)).toBeNull();
+      return new Ipv4View(b);
+    };
+    expect(r.inputV4(first())).toBeNull();
+    expect(r.inputV4(rest())).toBeNull();
+    expect(r.inputV4(rest())).toBeNull(); // a new reassembly: the first one was abandoned
+    expect(r.inputV4(first())).toBeNull();
+    expect(drops).toEqual({ "frag-too-big": 2 });
+    expect(r.inProgress).toBe(0);
+  });
+
   test("times out after 30 s", () => {
     r.inputV4(frag4(1, 0, 16, true));
     clock.advance(10_000);
@@ -172,6 +197,29 @@ describe("IPv6 reassembly", () => {
     expected.set([17, 0, 1, 4, 0, 0, 0, 0], 40);
     expected.set(DATA, 48);
     expect(toHex(out)).toBe(toHex(expected));
+  });
+
+  test("extension headers on the offset-0 fragment cannot push the result past 65535 bytes", () => {
+    // The first fragment carries 2048 bytes of destination options, the last one none: each
+    // fragment fits on its own, the result would be 40 + 2048 + 65480 = 67568 bytes, its payload
+    // length wrapping to 2008.
+    const first = () => {
+      const b = new Uint8Array(40 + 2048 + 8 + 1232);
+      emitIpv6Header(b, 0, SRC6, DST6, 60, b.length - 40, 64);
+      b[40] = 44;
+      b[41] = 255; // (255 + 1) * 8 bytes, padded with Pad1 options (zeros)
+      emitIpv6FragmentHeader(b, 40 + 2048, 17, 0, true, 77);
+      const v = new Ipv6View(b);
+      expect(v.walk()).toBeNull();
+      return v;
+    };
+    const last = () => frag6(77, 1232, 64248, false, new Uint8Array(65480));
+    expect(r.inputV6(first())).toBeNull();
+    expect(r.inputV6(last())).toBeNull();
+    expect(r.inputV6(last())).toBeNull();
+    expect(r.inputV6(first())).toBeNull();
+    expect(drops).toEqual({ "frag-too-big": 2 });
+    expect(r.inProgress).toBe(0);
   });
 
   test("overlap drops the whole datagram (RFC 5722)", () => {
