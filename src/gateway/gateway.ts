@@ -13,7 +13,7 @@ import { DenialLog, type DestinationPolicy } from "./policy.ts";
 import { type Resolver, SystemResolver } from "./resolver.ts";
 import { ReverseTcpForward, ReverseUdpForward } from "./reverse.ts";
 import { TcpBridge } from "./tcp-bridge.ts";
-import { UdpNat } from "./udp-nat.ts";
+import { UdpNat, type UdpNatDeps } from "./udp-nat.ts";
 
 export interface GatewayConfig {
   /** May be given later with attach(): the netstack needs the gateway (its handlers) first. */
@@ -37,6 +37,8 @@ export interface GatewayConfig {
    * always passes one, with the built-in loopback/link-local denials.
    */
   policy?: DestinationPolicy;
+  /** Opens the UDP NAT's host sockets (default Bun.udpSocket): tests inject failures. */
+  openUdpSocket?: UdpNatDeps["openSocket"];
   /** Reverse forwards (`-t` / `-u`); bound by startForwards(). */
   incomingTcp?: readonly ForwardSpec[];
   incomingUdp?: readonly ForwardSpec[];
@@ -103,6 +105,7 @@ export class Gateway implements NetstackHandlers {
       idleTimeoutMs: config.udpIdleTimeoutMs ?? DEFAULT_UDP_IDLE_TIMEOUT_MS,
       sendToPeer: (flow, payload) => this.netstack?.sendUdp(flow, payload),
       sendUnreachable: (original, kind) => this.netstack?.sendUnreachable(original, kind),
+      openSocket: config.openUdpSocket,
     });
     this.dnsPort = config.dns?.port ?? -1;
     if (config.dns) {

@@ -41,9 +41,13 @@ export interface UdpNatDeps {
   sendToPeer(flow: FlowAddrs, payload: Uint8Array): void;
   /** netstack.sendUnreachable: an ICMP error to the client quoting its packet. */
   sendUnreachable(original: Uint8Array, kind: UnreachableKind): void;
+  /** Opens a host socket (default Bun.udpSocket; tests inject failures such as EMFILE). */
+  openSocket?: (options: udp.SocketOptions<"uint8array">) => Promise<HostUdpSocket>;
 }
 
 type HostUdpSocket = udp.Socket<"uint8array">;
+
+const openBunUdpSocket = (options: udp.SocketOptions<"uint8array">) => Bun.udpSocket(options);
 
 interface QueuedDatagram {
   payload: Uint8Array;
@@ -82,8 +86,15 @@ export class UdpFlow implements NatEntry {
       this.close();
     });
     this.toPeer = { src: client, srcPort: 0, dst: client, dstPort: clientPort };
-    this.idleTimer.set(deps.idleTimeoutMs);
-    this.bind(client.length === 4 ? "0.0.0.0" : "::");
+  }
+
+  /**
+   * Bind the host socket. Called once the flow is in the table: a bind that fails at once (EMFILE)
+   * closes the flow, which removes it again, so the table never holds a flow without a socket.
+   */
+  start(): void {
+    this.idleTimer.set(this.deps.idleTimeoutMs);
+    void this.bind(this.toPeer.dst.length === 4 ? "0.0.0.0" : "::");
   }
 
   bufferedBytes(): number {
@@ -131,7 +142,7 @@ export class UdpFlow implements NatEntry {
   private async bind(hostname: string): Promise<void> {
     let socket: HostUdpSocket;
     try {
-      socket = await Bun.udpSocket({
+      socket = await (this.deps.openSocket ?? openBunUdpSocket)({
         hostname,
         port: 0,
         binaryType: "uint8array",
@@ -234,11 +245,12 @@ export class UdpNat {
     if (!target || target.isClosed || !target.isClient(flow.src, flow.srcPort)) {
       const key = udpNatKey(flow.src, flow.srcPort);
       const entry = this.table.get(key);
-      if (entry instanceof UdpFlow) target = entry;
+      if (entry instanceof UdpFlow && !entry.isClosed) target = entry;
       else {
         // Copy the client address: the netstack's flow may point into the packet buffer.
         target = new UdpFlow(key, flow.src.slice(), flow.srcPort, this.table, this.deps);
-        this.table.add(target);
+        if (!this.table.add(target)) return;
+        target.start();
       }
       this.last = target;
     }

@@ -167,6 +167,31 @@ describe("UDP NAT", () => {
     expect(gw.stats().drops).toEqual({ udp_socket_ECONNREFUSED: 1 });
   });
 
+  test("a host socket that cannot be opened (EMFILE) leaves no entry; the next datagram gets a working one", async () => {
+    const server = await echoServer();
+    opened.push(server.socket);
+    let failures = 1;
+    const netstack = new FakeNetstack();
+    const gw = new Gateway({
+      netstack,
+      clock: new VirtualClock(),
+      log: silentLogger,
+      // Bun.udpSocket throws synchronously when the process is out of file descriptors.
+      openUdpSocket: (options) => {
+        if (failures-- > 0) throw Object.assign(new Error("bind EMFILE 0.0.0.0"), { code: "EMFILE" });
+        return Bun.udpSocket(options);
+      },
+    });
+    opened.push(gw);
+    const flow = { src: CLIENT, srcPort: 6100, dst: LOOPBACK, dstPort: server.socket.port };
+    gw.onUdp(flow, enc.encode("lost"), new Uint8Array(0));
+    expect(gw.stats()).toMatchObject({ liveUdp: 0, natEntriesCreated: 1 });
+    gw.onUdp(flow, enc.encode("again"), new Uint8Array(0));
+    const [reply] = await netstack.waitUdp(1);
+    expect(reply!.payload).toEqual(enc.encode("echo:again"));
+    expect(gw.stats()).toMatchObject({ liveUdp: 1, natEntriesCreated: 2 });
+  });
+
   test("after close(), datagrams are ignored and no entry is made", () => {
     const { gw } = makeGateway();
     gw.close();
