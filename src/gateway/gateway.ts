@@ -4,7 +4,11 @@ import type { ForwardSpec } from "../options.ts";
 import type { Clock } from "../util/clock.ts";
 import type { Endpoint } from "../util/endpoint.ts";
 import type { Logger } from "../util/log.ts";
-import { DnsServer } from "./dns-server.ts";
+import { cryptoRandom } from "../util/random.ts";
+import { DnsCache } from "./dns-cache.ts";
+import { DnsRelay } from "./dns-relay.ts";
+import { type DnsCounters, DnsServer } from "./dns-server.ts";
+import { DnsTcpSession } from "./dns-tcp.ts";
 import { DropCounter } from "./drops.ts";
 import { formatIpPort, ipEquals, parseIp } from "./ip-text.ts";
 import { NatTable, tcpNatKey } from "./nat-table.ts";
@@ -31,6 +35,8 @@ export interface GatewayConfig {
   /** The TCP stack's per-direction buffer; the gateway holds at most one socket read on top of it. */
   tcpBufferSize?: number;
   resolver?: Resolver;
+  /** Where the DNS server relays types other than A/AAAA (default: /etc/resolv.conf's nameservers). */
+  dnsRelay?: DnsRelay;
   /**
    * Which destinations the peer may reach (TCP connects and UDP datagrams; the DNS and pingable
    * addresses are served locally and exempt). Undefined = everything (unit tests); startGateway
@@ -53,10 +59,13 @@ export interface GatewayStatsSnapshot {
   bufferedBytes: number;
   drops: Record<string, number>;
   dnsQueries: number;
+  dns: DnsCounters;
 }
 
 export const DEFAULT_UDP_IDLE_TIMEOUT_MS = 92_000;
 export const DEFAULT_TCP_CONNECT_TIMEOUT_MS = 10_000;
+/** DNS-over-TCP connections to the -D address at once; more are refused (RST). */
+export const MAX_DNS_TCP_SESSIONS = 64;
 
 /**
  * The NAT between the peer's flows (from the netstack) and the host's OS sockets, like the seed's
@@ -73,6 +82,7 @@ export class Gateway implements NetstackHandlers {
   private readonly dnsServer: DnsServer | undefined;
   private readonly dnsAddr: IpAddr | undefined;
   private readonly dnsPort: number;
+  private readonly dnsTcp = new Set<DnsTcpSession>();
   private readonly ping: PingTracker | undefined;
   private readonly tcpConnectTimeoutMs: number;
   private readonly policy: DestinationPolicy | undefined;
@@ -110,11 +120,16 @@ export class Gateway implements NetstackHandlers {
     this.dnsPort = config.dns?.port ?? -1;
     if (config.dns) {
       this.dnsAddr = requireIp(config.dns.address, "DNS address");
+      const own = [this.dnsAddr];
+      if (config.pingable !== undefined) own.push(requireIp(config.pingable, "pingable address"));
       this.dnsServer = new DnsServer({
         clock: config.clock,
         log: config.log,
         drops: this.drops,
         resolver: config.resolver ?? new SystemResolver(),
+        relay: config.dnsRelay ?? new DnsRelay({ clock: config.clock, random: cryptoRandom, drops: this.drops }),
+        cache: new DnsCache(config.clock),
+        ownAddresses: own,
         reply: (flow, payload) => this.netstack?.sendUdp(flow, payload),
       });
     }
@@ -148,6 +163,10 @@ export class Gateway implements NetstackHandlers {
       conn.refuse();
       return;
     }
+    if (this.dnsServer && flow.dstPort === this.dnsPort && ipEquals(flow.dst, this.dnsAddr!)) {
+      this.acceptDnsTcp(flow, conn, this.dnsServer);
+      return;
+    }
     const rule = this.policy?.match(flow.dst, flow.dstPort);
     if (rule?.action === "deny") {
       this.drops.count("policy_denied_tcp");
@@ -172,6 +191,21 @@ export class Gateway implements NetstackHandlers {
       return;
     }
     bridge.start(flow);
+  }
+
+  private acceptDnsTcp(flow: FlowAddrs, conn: TcpConnectionApi, server: DnsServer): void {
+    if (this.dnsTcp.size >= MAX_DNS_TCP_SESSIONS) {
+      this.drops.count("dns_tcp_sessions_full");
+      conn.refuse();
+      return;
+    }
+    const session = new DnsTcpSession(conn, flow.src.slice(), {
+      clock: this.config.clock,
+      drops: this.drops,
+      server,
+      onClosed: (s) => this.dnsTcp.delete(s),
+    });
+    this.dnsTcp.add(session);
   }
 
   onUdp(flow: FlowAddrs, payload: Uint8Array, packet: Uint8Array): void {
@@ -208,6 +242,7 @@ export class Gateway implements NetstackHandlers {
       bufferedBytes: this.table.bufferedBytes(),
       drops: this.drops.snapshot(),
       dnsQueries: this.dnsServer?.queries ?? 0,
+      dns: this.dnsServer?.counters() ?? DnsServer.noCounters(),
     };
   }
 
@@ -216,6 +251,7 @@ export class Gateway implements NetstackHandlers {
     if (this.closed) return;
     this.closed = true;
     this.dnsServer?.close();
+    for (const s of [...this.dnsTcp]) s.close();
     for (const f of this.reverseTcp) f.close();
     for (const f of this.reverseUdp) f.close();
     this.table.closeAll();

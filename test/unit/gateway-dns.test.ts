@@ -29,9 +29,10 @@ function header(id: number, flags: number, qd: number, an: number): number[] {
 function query(id: number, name: string, type: number, flags = 0x0100): Uint8Array {
   return Uint8Array.from([...header(id, flags, 1, 0), ...question(name, type)]);
 }
-function answer(name: string, address: Uint8Array): number[] {
+/** An address record whose name points at the question's (offset 12). */
+function answer(_name: string, address: Uint8Array): number[] {
   const type = address.length === 4 ? TYPE.A : TYPE.AAAA;
-  return [...qname(name), ...u16(type), ...u16(1), ...u32(60), ...u16(address.length), ...address];
+  return [0xc0, 0x0c, ...u16(type), ...u16(1), ...u32(60), ...u16(address.length), ...address];
 }
 
 const CLIENT = v4(10, 0, 0, 2);
@@ -134,7 +135,7 @@ describe("DNS server", () => {
     expect(drops.snapshot()).toEqual({ dns_lookup_failed: 1 });
   });
 
-  test("SERVFAIL when a lookup times out, and when too many are in flight", async () => {
+  test("SERVFAIL when a lookup times out, and when too many are in flight; a timed-out lookup frees its slot", async () => {
     let release!: (v: string[]) => void;
     const stuck = new Promise<string[]>((r) => (release = r));
     const { server, replies, drops, clock } = makeServer(new FakeResolver(() => stuck), {
@@ -148,10 +149,19 @@ describe("DNS server", () => {
     clock.advance(5000);
     expect(replies.length).toBe(3);
     expect([...replies[1]!.payload]).toEqual([...header(1, 0x8182, 1, 0), ...question("a.test", TYPE.A)]);
-    expect(server.lookupsInFlight).toBe(2);
+    // Regression (issue 9): the slots were held until the stuck lookups ended, so every later
+    // query got SERVFAIL for as long as getaddrinfo hung.
+    expect(server.lookupsInFlight).toBe(0);
+    server.handle(FROM_CLIENT, query(4, "d.test", TYPE.A));
+    expect(server.lookupsInFlight).toBe(1);
     release(["192.0.2.9"]);
-    await until(() => server.lookupsInFlight === 0);
-    expect(replies.length).toBe(3);
+    await until(() => replies.length === 4);
+    expect([...replies[3]!.payload]).toEqual([
+      ...header(4, 0x8180, 1, 1),
+      ...question("d.test", TYPE.A),
+      ...answer("d.test", v4(192, 0, 2, 9)),
+    ]);
+    expect(server.lookupsInFlight).toBe(0);
     expect(drops.snapshot()).toEqual({ dns_overload: 1, dns_timeout: 2 });
   });
 
