@@ -12,6 +12,8 @@ import { DnsTcpSession } from "./dns-tcp.ts";
 import { DropCounter } from "./drops.ts";
 import { formatIpPort, ipEquals, parseIp } from "./ip-text.ts";
 import { NatTable, tcpNatKey } from "./nat-table.ts";
+import { PingRelay } from "./ping-relay.ts";
+import { type EchoTransport, PingSockets } from "./ping-sockets.ts";
 import { PingTracker } from "./pingable.ts";
 import { DenialLog, type DestinationPolicy } from "./policy.ts";
 import { type Resolver, SystemResolver } from "./resolver.ts";
@@ -45,6 +47,11 @@ export interface GatewayConfig {
   policy?: DestinationPolicy;
   /** Opens the UDP NAT's host sockets (default Bun.udpSocket): tests inject failures. */
   openUdpSocket?: UdpNatDeps["openSocket"];
+  /**
+   * How echo requests to addresses other than the pingable one reach the real network (default:
+   * ICMP datagram sockets); null: they are dropped, as in the original tool.
+   */
+  echoTransport?: EchoTransport | null;
   /** Reverse forwards (`-t` / `-u`); bound by startForwards(). */
   incomingTcp?: readonly ForwardSpec[];
   incomingUdp?: readonly ForwardSpec[];
@@ -60,6 +67,7 @@ export interface GatewayStatsSnapshot {
   drops: Record<string, number>;
   dnsQueries: number;
   dns: DnsCounters;
+  ping: { sent: number; replies: number; errors: number; inFlight: number };
 }
 
 export const DEFAULT_UDP_IDLE_TIMEOUT_MS = 92_000;
@@ -84,6 +92,7 @@ export class Gateway implements NetstackHandlers {
   private readonly dnsPort: number;
   private readonly dnsTcp = new Set<DnsTcpSession>();
   private readonly ping: PingTracker | undefined;
+  private readonly pingRelay: PingRelay | undefined;
   private readonly tcpConnectTimeoutMs: number;
   private readonly policy: DestinationPolicy | undefined;
   private readonly denials: DenialLog;
@@ -135,6 +144,16 @@ export class Gateway implements NetstackHandlers {
     }
     if (config.pingable !== undefined)
       this.ping = new PingTracker(requireIp(config.pingable, "pingable address"), this.table, config.clock);
+    const transport = config.echoTransport === undefined ? new PingSockets() : config.echoTransport;
+    if (transport)
+      this.pingRelay = new PingRelay({
+        clock: config.clock,
+        log: config.log,
+        drops: this.drops,
+        transport,
+        netstack: () => this.netstack,
+        policy: config.policy,
+      });
   }
 
   attach(netstack: NetstackApi): void {
@@ -233,6 +252,11 @@ export class Gateway implements NetstackHandlers {
     return this.ping.onEchoRequest(src, dst);
   }
 
+  onEchoForward(src: IpAddr, dst: IpAddr, msg: Uint8Array, packet: Uint8Array): boolean {
+    if (this.closed || !this.pingRelay) return false;
+    return this.pingRelay.forward(src, dst, msg, packet);
+  }
+
   stats(): GatewayStatsSnapshot {
     return {
       liveTcp: this.table.count("tcp"),
@@ -243,6 +267,12 @@ export class Gateway implements NetstackHandlers {
       drops: this.drops.snapshot(),
       dnsQueries: this.dnsServer?.queries ?? 0,
       dns: this.dnsServer?.counters() ?? DnsServer.noCounters(),
+      ping: {
+        sent: this.pingRelay?.sent ?? 0,
+        replies: this.pingRelay?.replies ?? 0,
+        errors: this.pingRelay?.errors ?? 0,
+        inFlight: this.pingRelay?.inFlight ?? 0,
+      },
     };
   }
 
@@ -251,6 +281,7 @@ export class Gateway implements NetstackHandlers {
     if (this.closed) return;
     this.closed = true;
     this.dnsServer?.close();
+    this.pingRelay?.close();
     for (const s of [...this.dnsTcp]) s.close();
     for (const f of this.reverseTcp) f.close();
     for (const f of this.reverseUdp) f.close();

@@ -75,7 +75,7 @@ export class IcmpLayer {
   }
 
   /** An ICMPv4 message from the peer (`msg` is the IP payload). */
-  inputV4(src: IpAddr, dst: IpAddr, msg: Uint8Array): void {
+  inputV4(src: IpAddr, dst: IpAddr, msg: Uint8Array, packet: Uint8Array): void {
     const reason = Icmpv4View.check(msg);
     if (reason) {
       this.countDrop(reason);
@@ -90,7 +90,7 @@ export class IcmpLayer {
       return;
     }
     if (!this.handlers.onEchoRequest(src, dst)) {
-      this.countDrop("echo-refused");
+      if (!this.handlers.onEchoForward?.(src, dst, msg, packet)) this.countDrop("echo-refused");
       return;
     }
     // Echo reply: same identifier, sequence and data (RFC 792), from the address that was pinged.
@@ -102,7 +102,7 @@ export class IcmpLayer {
   }
 
   /** An ICMPv6 message from the peer (`msg` is the upper-layer part after the extension headers). */
-  inputV6(src: IpAddr, dst: IpAddr, msg: Uint8Array): void {
+  inputV6(src: IpAddr, dst: IpAddr, msg: Uint8Array, packet: Uint8Array): void {
     const reason = Icmpv6View.check(src, dst, msg);
     if (reason) {
       this.countDrop(reason);
@@ -117,7 +117,7 @@ export class IcmpLayer {
       return;
     }
     if (!this.handlers.onEchoRequest(src, dst)) {
-      this.countDrop("echo-refused");
+      if (!this.handlers.onEchoForward?.(src, dst, msg, packet)) this.countDrop("echo-refused");
       return;
     }
     const reply = this.output.allocate(dst, src, IPPROTO_ICMPV6, msg.length);
@@ -125,6 +125,30 @@ export class IcmpLayer {
     reply[40] = ICMPV6_ECHO_REPLY;
     writeIcmpv6Checksum(reply, 40, msg.length, dst, src);
     this.output.send(reply);
+  }
+
+  /** An echo reply built from parts (the answer to a request forwarded to the real network). */
+  sendEchoReply(from: IpAddr, to: IpAddr, id: number, seq: number, data: Uint8Array): void {
+    const v4 = from.length === 4;
+    const hl = v4 ? 20 : 40;
+    const length = 8 + data.length;
+    const reply = this.output.allocate(from, to, v4 ? IPPROTO_ICMP : IPPROTO_ICMPV6, length);
+    reply[hl] = v4 ? ICMPV4_ECHO_REPLY : ICMPV6_ECHO_REPLY;
+    reply[hl + 1] = 0;
+    reply[hl + 4] = id >> 8;
+    reply[hl + 5] = id & 0xff;
+    reply[hl + 6] = seq >> 8;
+    reply[hl + 7] = seq & 0xff;
+    reply.set(data, hl + 8);
+    if (v4) writeIcmpv4Checksum(reply, hl, length);
+    else writeIcmpv6Checksum(reply, hl, length, from, to);
+    this.output.send(reply);
+  }
+
+  /** A router's ICMP error about a forwarded packet, from that router (see NetstackApi). */
+  forwardError(original: Uint8Array, from: IpAddr, type: number, code: number): void {
+    if ((original[0] as number) >> 4 === 4) this.sendErrorV4(original, type, code, from);
+    else this.sendErrorV6(original, type, code, from);
   }
 
   /** Destination unreachable quoting `original` (an IP packet from the peer). */
@@ -143,7 +167,7 @@ export class IcmpLayer {
    * RFC 1122 §3.2.2 / RFC 1812 §4.3.2.7: no error about an ICMP error, a non-initial fragment, a
    * packet to a broadcast/multicast address, or from an address that does not name one host.
    */
-  private sendErrorV4(original: Uint8Array, type: number, code: number): void {
+  private sendErrorV4(original: Uint8Array, type: number, code: number, from?: IpAddr): void {
     if (Ipv4View.check(original) !== null) {
       this.countDrop("icmp-error-bad-original");
       return;
@@ -166,21 +190,21 @@ export class IcmpLayer {
         return;
       }
     }
-    if (!this.errorBucket.take()) {
+    if (!from && !this.errorBucket.take()) {
       this.countDrop("icmp-rate-limited");
       return;
     }
     const quote = Math.min(ip.totalLength, Math.min(ICMPV4_ERROR_MAX, this.mtu) - 28);
     const msgLength = 8 + quote;
     // src/dst are views into `original`; allocate copies them into the new header first.
-    const packet = this.output.allocate(dst, src, IPPROTO_ICMP, msgLength);
+    const packet = this.output.allocate(from ?? dst, src, IPPROTO_ICMP, msgLength);
     packet.set(original.subarray(0, quote), 28);
     emitIcmpv4(packet, 20, msgLength, type, code, 0);
     this.output.send(packet);
   }
 
   /** RFC 4443 §2.4(e): the same suppression rules for IPv6. */
-  private sendErrorV6(original: Uint8Array, type: number, code: number): void {
+  private sendErrorV6(original: Uint8Array, type: number, code: number, from?: IpAddr): void {
     if (Ipv6View.check(original) !== null) {
       this.countDrop("icmp-error-bad-original");
       return;
@@ -207,15 +231,16 @@ export class IcmpLayer {
         return;
       }
     }
-    if (!this.errorBucket.take()) {
+    if (!from && !this.errorBucket.take()) {
       this.countDrop("icmp-rate-limited");
       return;
     }
     const quote = Math.min(ip.packetLength, Math.min(ICMPV6_ERROR_MAX, this.mtu) - 48);
     const msgLength = 8 + quote;
-    const packet = this.output.allocate(dst, src, IPPROTO_ICMPV6, msgLength);
+    const source = from ?? dst;
+    const packet = this.output.allocate(source, src, IPPROTO_ICMPV6, msgLength);
     packet.set(original.subarray(0, quote), 48);
-    emitIcmpv6(packet, 40, msgLength, dst, src, type, code, 0);
+    emitIcmpv6(packet, 40, msgLength, source, src, type, code, 0);
     this.output.send(packet);
   }
 }

@@ -113,6 +113,16 @@ export class Netstack implements NetstackApi {
     this.icmp.sendUnreachable(original, kind);
   }
 
+  sendEchoReply(from: IpAddr, to: IpAddr, id: number, seq: number, data: Uint8Array): void {
+    if (this.closed) return;
+    this.icmp.sendEchoReply(from, to, id, seq, data);
+  }
+
+  forwardIcmpError(original: Uint8Array, from: IpAddr, type: number, code: number): void {
+    if (this.closed || original.length === 0) return;
+    this.icmp.forwardError(original, from, type, code);
+  }
+
   /** Stop receiving and abandon reassemblies (their timer is cleared). */
   close(): void {
     if (this.closed) return;
@@ -218,14 +228,14 @@ export class Netstack implements NetstackApi {
             this.drop("icmpv4-over-ipv6");
             return;
           }
-          this.icmp.inputV4(src, dst, payload);
+          this.icmp.inputV4(src, dst, payload, packet);
           return;
         case IPPROTO_ICMPV6:
           if (src.length !== 16) {
             this.drop("icmpv6-over-ipv4");
             return;
           }
-          this.icmp.inputV6(src, dst, payload);
+          this.icmp.inputV6(src, dst, payload, packet);
           return;
         default:
           this.drop("unknown-protocol");

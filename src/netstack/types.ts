@@ -48,6 +48,11 @@ export interface NetstackHandlers {
   onUdp(flow: FlowAddrs, payload: Uint8Array, packet: Uint8Array): void;
   /** An ICMP/ICMPv6 echo request to `dst`: return true to have the netstack answer it. */
   onEchoRequest(src: IpAddr, dst: IpAddr): boolean;
+  /**
+   * An echo request onEchoRequest declined: return true when the gateway took it (to forward it to
+   * the real network); false drops it. `msg` is the ICMP message, `packet` the IP packet (views).
+   */
+  onEchoForward?(src: IpAddr, dst: IpAddr, msg: Uint8Array, packet: Uint8Array): boolean;
 }
 
 /** What the gateway asks of the netstack. */
@@ -58,4 +63,12 @@ export interface NetstackApi {
   connectTcp(flow: FlowAddrs): TcpConnectionApi;
   /** ICMP / ICMPv6 destination unreachable to the peer, quoting `original` (an IP packet from it). */
   sendUnreachable(original: Uint8Array, kind: UnreachableKind): void;
+  /** An echo reply to the peer from `from` with this identifier, sequence number and data. */
+  sendEchoReply(from: IpAddr, to: IpAddr, id: number, seq: number, data: Uint8Array): void;
+  /**
+   * An ICMP error a router on the real network sent about a packet we forwarded for the peer,
+   * passed on from `from` quoting the peer's packet `original`; type and code in its family's
+   * numbering (ICMP for IPv4, ICMPv6 for IPv6). Not rate-limited: each forwarded packet yields one.
+   */
+  forwardIcmpError(original: Uint8Array, from: IpAddr, type: number, code: number): void;
 }

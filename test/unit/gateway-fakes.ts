@@ -1,5 +1,5 @@
 import type { TcpCloseReason, TcpConnectionApi, TcpState } from "../../src/netstack/tcp/api.ts";
-import type { FlowAddrs, NetstackApi, UnreachableKind } from "../../src/netstack/types.ts";
+import type { FlowAddrs, IpAddr, NetstackApi, UnreachableKind } from "../../src/netstack/types.ts";
 
 /** Test doubles for the gateway's unit tests: a netstack that records, a TCP connection with knobs. */
 
@@ -25,6 +25,14 @@ export class FakeNetstack implements NetstackApi {
   }
   sendUnreachable(original: Uint8Array, kind: UnreachableKind): void {
     this.unreachable.push({ original: original.slice(), kind });
+  }
+  readonly echoReplies: { from: IpAddr; to: IpAddr; id: number; seq: number; data: Uint8Array }[] = [];
+  sendEchoReply(from: IpAddr, to: IpAddr, id: number, seq: number, data: Uint8Array): void {
+    this.echoReplies.push({ from: from.slice(), to: to.slice(), id, seq, data: data.slice() });
+  }
+  readonly icmpErrors: { original: Uint8Array; from: IpAddr; type: number; code: number }[] = [];
+  forwardIcmpError(original: Uint8Array, from: IpAddr, type: number, code: number): void {
+    this.icmpErrors.push({ original: original.slice(), from: from.slice(), type, code });
   }
 
   /** Wait until at least `count` datagrams were sent to the peer (rejects after timeoutMs). */
