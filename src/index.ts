@@ -3,7 +3,9 @@
  *   transport (outer UDP) -> WireGuard | GUE (IpLink) -> Netstack (+ TcpLayer) -> Gateway (OS sockets)
  * and returns a handle whose close() (or the AbortSignal) stops every socket and timer.
  */
+import { deriveFlowLimits } from "./gateway/budget.ts";
 import { Gateway } from "./gateway/gateway.ts";
+import { readFdLimit } from "./gateway/host-fds.ts";
 import { DestinationPolicy, policyRulesFrom } from "./gateway/policy.ts";
 import { GueTunnel } from "./gue/tunnel.ts";
 import type { IpLink } from "./link.ts";
@@ -89,9 +91,19 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
     });
   }
 
+  // The listeners the options open come out of the descriptor budget's reserve.
+  const fdLimit = readFdLimit();
+  const listeners =
+    options.incomingTcp.length + options.incomingUdp.length + (options.statsListen ? 1 : 0) + (options.pcap ? 1 : 0);
+  const limits = deriveFlowLimits(fdLimit, listeners, options.maxFlows);
+  log.info(
+    `flow budget: ${limits.maxFlows} host sockets (open-files limit ${fdLimit ?? "unknown"}), ${limits.maxPendingConnects} TCP connects under way, ${limits.maxUdpMappings} UDP mappings`,
+  );
   const gateway = new Gateway({
     clock,
     log,
+    limits,
+    fdLimit,
     dns: options.dns,
     pingable: options.pingable,
     udpIdleTimeoutMs: options.udpIdleTimeout * 1000,

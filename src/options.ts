@@ -53,6 +53,12 @@ export interface GatewayOptions {
   deny?: string[];
   /** Library convenience: allow rules checked after `policy` and `deny`. */
   allow?: string[];
+  /**
+   * Host sockets the flows may hold at once (`--max-flows`): TCP flows plus UDP mappings. Default:
+   * the RLIMIT_NOFILE soft limit minus a reserve; a quarter of it for connects under way, half for
+   * UDP mappings (see src/gateway/budget.ts).
+   */
+  maxFlows?: number;
   /** How long a host-side TCP connect may take before the peer gets ICMP host unreachable (default 10000). */
   tcpConnectTimeoutMs?: number;
 }

@@ -61,6 +61,14 @@ const COMMON: FlagSpec[] = [
     defaultText: "92",
   },
   {
+    long: "max-flows",
+    takesValue: true,
+    valueHint: "N",
+    description:
+      "host sockets the flows may hold at once (TCP flows + UDP mappings; a quarter for connects under way, half for UDP)",
+    defaultText: "the open-files limit minus a reserve",
+  },
+  {
     long: "incoming-udp",
     short: "u",
     takesValue: true,

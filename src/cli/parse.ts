@@ -267,6 +267,7 @@ export function parseCommon(r: FlagReader, env: Record<string, string | undefine
     tcpBufferSize: r.int("tcp-buffer-size", 1024, 1 << 30, DEFAULTS.tcpBufferSize),
     transmitQueueCapacity: r.int("transmit-queue-capacity", 1, 1 << 20, DEFAULTS.transmitQueueCapacity),
     udpIdleTimeout: r.int("udp-idle-timeout", 1, 86400, DEFAULTS.udpIdleTimeout),
+    maxFlows: r.has("max-flows") ? r.int("max-flows", 1, 1 << 20, 0) : undefined,
     incomingUdp: r.all("incoming-udp").map((t) => parseForward(t, r.name("incoming-udp"))),
     incomingTcp: r.all("incoming-tcp").map((t) => parseForward(t, r.name("incoming-tcp"))),
     logLevel,

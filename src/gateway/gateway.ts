@@ -5,12 +5,15 @@ import type { Clock } from "../util/clock.ts";
 import type { Endpoint } from "../util/endpoint.ts";
 import type { Logger } from "../util/log.ts";
 import { cryptoRandom } from "../util/random.ts";
+import { deriveFlowLimits, FlowBudget, type FlowLimits } from "./budget.ts";
 import { DnsCache } from "./dns-cache.ts";
 import { DnsRelay } from "./dns-relay.ts";
 import { type DnsCounters, DnsServer } from "./dns-server.ts";
 import { DnsTcpSession } from "./dns-tcp.ts";
 import { DropCounter } from "./drops.ts";
+import { openFdCount, readFdLimit } from "./host-fds.ts";
 import { formatIpPort, ipEquals, parseIp } from "./ip-text.ts";
+import { LogThrottle, moreSuffix } from "./log-throttle.ts";
 import { NatTable, tcpNatKey } from "./nat-table.ts";
 import { PingRelay } from "./ping-relay.ts";
 import { type EchoTransport, PingSockets } from "./ping-sockets.ts";
@@ -45,6 +48,18 @@ export interface GatewayConfig {
    * always passes one, with the built-in loopback/link-local denials.
    */
   policy?: DestinationPolicy;
+  /**
+   * Descriptor budget of the flows (see budget.ts). Default: derived from RLIMIT_NOFILE with the
+   * standard reserve; startGateway() adds the listeners its options open.
+   */
+  limits?: FlowLimits;
+  /** The RLIMIT_NOFILE soft limit (default: read from the process), to tell EMFILE from "refused". */
+  fdLimit?: number;
+  /**
+   * Which peer an inner address belongs to, for the per-peer shares of the budget (default: one
+   * peer). A multi-peer device passes its allowed-IPs lookup.
+   */
+  peerOf?: (addr: IpAddr) => string;
   /** Opens the UDP NAT's host sockets (default Bun.udpSocket): tests inject failures. */
   openUdpSocket?: UdpNatDeps["openSocket"];
   /**
@@ -68,6 +83,7 @@ export interface GatewayStatsSnapshot {
   dnsQueries: number;
   dns: DnsCounters;
   ping: { sent: number; replies: number; errors: number; inFlight: number };
+  budget: ReturnType<FlowBudget["stats"]>;
 }
 
 export const DEFAULT_UDP_IDLE_TIMEOUT_MS = 92_000;
@@ -98,15 +114,26 @@ export class Gateway implements NetstackHandlers {
   private readonly denials: DenialLog;
   private readonly reverseTcp: ReverseTcpForward[];
   private readonly reverseUdp: ReverseUdpForward[];
+  private readonly budget: FlowBudget;
+  private readonly peerOf: (addr: IpAddr) => string;
+  private readonly throttle: LogThrottle;
+  private readonly fdLimit: number | undefined;
+  private fdCountAt = Number.NEGATIVE_INFINITY;
+  private fdCount: number | undefined;
   private closed = false;
 
   constructor(private readonly config: GatewayConfig) {
     this.netstack = config.netstack;
     this.log = config.log;
-    this.table = new NatTable(config.log);
+    this.table = new NatTable(config.log, config.clock);
     this.tcpConnectTimeoutMs = config.tcpConnectTimeoutMs ?? DEFAULT_TCP_CONNECT_TIMEOUT_MS;
     this.policy = config.policy;
     this.denials = new DenialLog(config.clock, config.log);
+    this.fdLimit = config.fdLimit ?? readFdLimit();
+    this.budget = new FlowBudget(config.limits ?? deriveFlowLimits(this.fdLimit, 0), config.clock);
+    this.peerOf = config.peerOf ?? (() => "");
+    this.throttle = new LogThrottle(config.clock);
+    const warn = (key: string, line: () => string) => this.warn(key, line);
     const reverseDeps = {
       clock: config.clock,
       log: config.log,
@@ -114,6 +141,9 @@ export class Gateway implements NetstackHandlers {
       table: this.table,
       netstack: () => this.netstack,
       udpIdleTimeoutMs: config.udpIdleTimeoutMs ?? DEFAULT_UDP_IDLE_TIMEOUT_MS,
+      budget: this.budget,
+      peerOf: this.peerOf,
+      warn,
     };
     this.reverseTcp = (config.incomingTcp ?? []).map((f) => new ReverseTcpForward(f, reverseDeps));
     this.reverseUdp = (config.incomingUdp ?? []).map((f) => new ReverseUdpForward(f, reverseDeps));
@@ -125,6 +155,9 @@ export class Gateway implements NetstackHandlers {
       sendToPeer: (flow, payload) => this.netstack?.sendUdp(flow, payload),
       sendUnreachable: (original, kind) => this.netstack?.sendUnreachable(original, kind),
       openSocket: config.openUdpSocket,
+      budget: this.budget,
+      peerOf: this.peerOf,
+      warn,
     });
     this.dnsPort = config.dns?.port ?? -1;
     if (config.dns) {
@@ -139,6 +172,9 @@ export class Gateway implements NetstackHandlers {
         relay: config.dnsRelay ?? new DnsRelay({ clock: config.clock, random: cryptoRandom, drops: this.drops }),
         cache: new DnsCache(config.clock),
         ownAddresses: own,
+        maxInFlight: this.budget.limits.maxDnsInFlight,
+        maxInFlightPerPeer:
+          this.budget.limits.maxDnsInFlight === undefined ? undefined : Math.min(64, this.budget.limits.maxDnsInFlight),
         reply: (flow, payload) => this.netstack?.sendUdp(flow, payload),
       });
     }
@@ -201,15 +237,28 @@ export class Gateway implements NetstackHandlers {
       connectTimeoutMs: this.tcpConnectTimeoutMs,
       onFinished: (b) => this.table.remove(b),
       sendUnreachable: (original, kind) => this.netstack?.sendUnreachable(original, kind),
+      fdsExhausted: () => this.fdsExhausted(),
+      warn: (k, line) => this.warn(k, line),
     });
+    const ticket = this.budget.tryConnect(this.peerOf(flow.src), () => bridge.evict());
+    if (typeof ticket === "string") {
+      this.drops.count("tcp_over_budget");
+      this.warn("tcp-budget", () => {
+        const b = this.budget.stats();
+        return `TCP flow budget spent (${ticket}: ${b.hostSockets} of ${b.maxFlows} host sockets, ${b.pendingConnects} of ${b.maxPendingConnects} connects under way): ${key} answered "administratively prohibited"`;
+      });
+      bridge.refuseOverBudget(flow);
+      return;
+    }
     if (!this.table.add(bridge)) {
+      ticket.release();
       // The netstack has no connection for this flow, so an entry left here is stale: a bug.
       this.log.warn(`NAT entry for ${key} already exists; refusing the new connection`);
       this.drops.count("tcp_duplicate_flow");
       conn.refuse();
       return;
     }
-    bridge.start(flow);
+    bridge.start(flow, ticket);
   }
 
   private acceptDnsTcp(flow: FlowAddrs, conn: TcpConnectionApi, server: DnsServer): void {
@@ -273,7 +322,25 @@ export class Gateway implements NetstackHandlers {
         errors: this.pingRelay?.errors ?? 0,
         inFlight: this.pingRelay?.inFlight ?? 0,
       },
+      budget: this.budget.stats(),
     };
+  }
+
+  /** One warning line per key per second; the ones in between are counted in the next. */
+  private warn(key: string, line: () => string): void {
+    const left = this.throttle.take(key);
+    if (left >= 0) this.log.warn(`${line()}${moreSuffix(left)}`);
+  }
+
+  /** At the descriptor limit now? (/proc/self/fd, read at most every 50 ms.) */
+  private fdsExhausted(): boolean {
+    if (this.fdLimit === undefined) return false;
+    const now = this.config.clock.now();
+    if (now - this.fdCountAt >= 50) {
+      this.fdCountAt = now;
+      this.fdCount = openFdCount();
+    }
+    return this.fdCount !== undefined && this.fdCount >= this.fdLimit - 1;
   }
 
   /** Close every flow's OS sockets and timers; later packets are ignored (TCP SYNs refused). */

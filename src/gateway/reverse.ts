@@ -5,6 +5,7 @@ import type { ForwardSpec } from "../options.ts";
 import type { Clock, Timer } from "../util/clock.ts";
 import { type Endpoint, formatEndpoint, unmapV4 } from "../util/endpoint.ts";
 import type { Logger } from "../util/log.ts";
+import type { FlowBudget, FlowTicket } from "./budget.ts";
 import type { DropCounter } from "./drops.ts";
 import { formatIpPort, ipEquals, parseIp } from "./ip-text.ts";
 import { type NatEntry, type NatTable, tcpNatKey } from "./nat-table.ts";
@@ -24,6 +25,10 @@ export interface ReverseDeps {
   table: NatTable;
   netstack: () => NetstackApi | undefined;
   udpIdleTimeoutMs: number;
+  /** The descriptor budget (an accepted connection holds a socket) and who a tunnel address belongs to. */
+  budget?: FlowBudget;
+  peerOf?: (addr: IpAddr) => string;
+  warn?(key: string, line: () => string): void;
 }
 
 const FIRST_ROUND_ROBIN_PORT = 1024;
@@ -66,7 +71,14 @@ function describe(spec: ForwardSpec): string {
 
 /** A host client's connection (accepted on a -t listener) relayed to a connection into the tunnel. */
 export class ReverseTcpBridge extends TcpRelay {
-  constructor(key: string, conn: TcpConnectionApi, deps: ReverseDeps, sock: HostSocket, from: string) {
+  constructor(
+    key: string,
+    conn: TcpConnectionApi,
+    deps: ReverseDeps,
+    sock: HostSocket,
+    from: string,
+    ticket: FlowTicket | undefined,
+  ) {
     super(key, conn, {
       ...deps,
       onFinished: (r) => {
@@ -75,6 +87,7 @@ export class ReverseTcpBridge extends TcpRelay {
       },
     });
     this.sock = sock;
+    this.ticket = ticket;
     // Nothing to put host bytes in until the tunnel side completes its handshake.
     sock.pause();
   }
@@ -103,9 +116,13 @@ export class ReverseTcpForward {
       data: (s: HostSocket, d: Uint8Array) => s.data?.hostData(d),
       drain: (s: HostSocket) => s.data?.hostDrained(),
       end: (s: HostSocket) => s.data?.hostEnded(),
-      close: (s: HostSocket, e?: Error) => s.data?.hostSocketClosed(e),
+      close: (s: HostSocket, e?: Error) => {
+        s.data?.hostFdClosed();
+        s.data?.hostSocketClosed(e);
+      },
       error: (s: HostSocket, e: Error) => {
         s.terminate();
+        s.data?.hostFdClosed();
         s.data?.hostSocketClosed(e);
       },
     };
@@ -152,6 +169,16 @@ export class ReverseTcpForward {
       sock.terminate();
       return undefined;
     }
+    const ticket = this.deps.budget?.tryAccepted(this.deps.peerOf?.(dst) ?? "");
+    if (typeof ticket === "string") {
+      this.deps.drops.count("reverse_tcp_over_budget");
+      this.deps.warn?.(
+        "reverse-tcp-budget",
+        () => `Incoming TCP connection from ${from} closed: the flow budget is spent (${ticket})`,
+      );
+      sock.terminate();
+      return undefined;
+    }
     const roundRobin = spec.source !== undefined && spec.source.port === 0;
     const fixedPort = spec.source ? spec.source.port : sock.remotePort;
     const flow: FlowAddrs = { src, srcPort: fixedPort, dst, dstPort: spec.destination.port };
@@ -172,13 +199,14 @@ export class ReverseTcpForward {
         `Incoming TCP connection from ${from}: no free source port toward ${formatEndpoint(spec.destination)}`,
       );
       this.deps.drops.count("reverse_tcp_no_port");
+      ticket?.release();
       sock.terminate();
       return undefined;
     }
     this.deps.log.info(
       `Incoming TCP connection from ${from} to ${formatEndpoint(this.local)} on host side. Connecting from ${formatIpPort(src, flow.srcPort)} to ${formatEndpoint(spec.destination)} within Wireguard.`,
     );
-    const bridge = new ReverseTcpBridge(key, conn, this.deps, sock, from);
+    const bridge = new ReverseTcpBridge(key, conn, this.deps, sock, from, ticket);
     this.deps.table.add(bridge);
     return bridge;
   }

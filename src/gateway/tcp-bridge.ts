@@ -3,7 +3,9 @@ import type { TcpCloseReason, TcpConnectionApi } from "../netstack/tcp/api.ts";
 import type { FlowAddrs, UnreachableKind } from "../netstack/types.ts";
 import type { Clock, Timer } from "../util/clock.ts";
 import type { Logger } from "../util/log.ts";
+import type { FlowTicket } from "./budget.ts";
 import type { DropCounter } from "./drops.ts";
+import { cancelPendingConnect, capturePendingConnect, nextFd, type PendingConnectFd } from "./host-fds.ts";
 import { synQuote } from "./icmp-quote.ts";
 import { formatIp } from "./ip-text.ts";
 import type { NatEntry } from "./nat-table.ts";
@@ -39,6 +41,13 @@ export interface TcpBridgeDeps extends TcpRelayDeps {
   connectTimeoutMs: number;
   /** netstack.sendUnreachable: an ICMP error to the peer quoting (a rebuilt copy of) its SYN. */
   sendUnreachable?(original: Uint8Array, kind: UnreachableKind): void;
+  /**
+   * Whether the process is out of file descriptors now (Bun reports a connect that failed for
+   * EMFILE as ECONNREFUSED; this tells them apart).
+   */
+  fdsExhausted?(): boolean;
+  /** A rate-limited warning (the key groups lines). */
+  warn?(key: string, line: () => string): void;
 }
 
 export type HostSocket = Socket<TcpRelay>;
@@ -78,6 +87,8 @@ export abstract class TcpRelay implements NatEntry {
   protected hostClosed = false;
   protected connClosed = false;
   private finished = false;
+  /** The flow's claim on the descriptor budget, released when the host socket is closed. */
+  protected ticket: FlowTicket | undefined;
 
   constructor(
     readonly key: string,
@@ -106,6 +117,11 @@ export abstract class TcpRelay implements NatEntry {
     } else if (!wasClosed) this.conn.abort();
     this.terminateHost();
     this.finish();
+  }
+
+  /** Bun closed the host socket (its close event): the descriptor is free. */
+  hostFdClosed(): void {
+    this.ticket?.release();
   }
 
   // ---- host socket events (called through the socket handlers) ----
@@ -275,6 +291,8 @@ export abstract class TcpRelay implements NatEntry {
 export class TcpBridge extends TcpRelay {
   private readonly connectTimer: Timer;
   private flow: FlowAddrs | undefined;
+  /** The connecting socket's descriptor, so a connect we give up on can be cancelled. */
+  private pendingFd: PendingConnectFd | undefined;
 
   constructor(
     key: string,
@@ -289,11 +307,13 @@ export class TcpBridge extends TcpRelay {
    * Start the host-side connect; the peer gets its SYN-ACK (or RST / ICMP unreachable) when it
    * resolves.
    */
-  start(flow: FlowAddrs): void {
+  start(flow: FlowAddrs, ticket?: FlowTicket): void {
     this.flow = flow;
+    this.ticket = ticket;
     this.connecting = true;
     this.connectTimer.set(this.bridgeDeps.connectTimeoutMs);
     let connecting: Promise<HostSocket>;
+    const fd = nextFd();
     try {
       connecting = Bun.connect<TcpRelay>({
         hostname: formatIp(flow.dst),
@@ -304,14 +324,42 @@ export class TcpBridge extends TcpRelay {
         socket: connectHandlers as unknown as SocketHandler<TcpRelay>,
       });
     } catch (e) {
+      this.ticket?.release();
       this.connectFailed(e);
       return;
     }
+    this.pendingFd = capturePendingConnect(fd);
     // Failures are handled in connectError; this only keeps the rejection from being unhandled.
     connecting.catch(() => {});
   }
 
+  /**
+   * Refuse before any host connect: the descriptor budget is spent. ICMP administratively
+   * prohibited quoting the SYN (not a RST: nothing refused the connection).
+   */
+  refuseOverBudget(flow: FlowAddrs): void {
+    this.flow = flow;
+    this.connecting = true;
+    this.giveUp("admin");
+  }
+
+  /** The budget needs this pending connect's slot for a newer one: give it up. */
+  evict(): void {
+    if (!this.connecting) return;
+    this.deps.drops.count("tcp_connect_evicted");
+    this.deps.log.debug(`Gave up connecting upstream TCP for ${this.key} to make room for newer connects`);
+    this.giveUp("admin");
+  }
+
+  /** Bun closed the connecting socket without opening it: the descriptor is free. */
+  hostConnectSettled(): void {
+    this.pendingFd = undefined;
+    this.ticket?.release();
+  }
+
   hostOpened(sock: HostSocket): void {
+    this.pendingFd = undefined;
+    this.ticket?.settled();
     if (!this.connecting || this.connClosed) {
       // The connect timed out, the peer went away or the gateway closed meanwhile.
       sock.terminate();
@@ -327,12 +375,30 @@ export class TcpBridge extends TcpRelay {
   }
 
   hostConnectError(error: Error): void {
+    this.hostConnectSettled();
     if (!this.connecting || this.connClosed) return;
     this.connectFailed(error);
   }
 
   protected override releaseTimers(): void {
     this.connectTimer.clear();
+  }
+
+  /** Gateway shutdown: a connect under way is cancelled too. */
+  override close(): void {
+    this.cancelHostConnect();
+    super.close();
+  }
+
+  /**
+   * Close the descriptor of a connect we no longer wait for, instead of leaving it in SYN-SENT for
+   * the kernel's whole retry time. Bun then reports a connect error (ignored: not connecting).
+   */
+  private cancelHostConnect(): void {
+    const p = this.pendingFd;
+    if (!this.connecting || !p) return;
+    this.pendingFd = undefined;
+    if (cancelPendingConnect(p)) this.deps.drops.count("tcp_connect_cancelled");
   }
 
   /** The host never answered: ICMP host unreachable to the peer, then forget the flow. */
@@ -344,8 +410,20 @@ export class TcpBridge extends TcpRelay {
   }
 
   private connectFailed(error: unknown): void {
-    const code = (error as { code?: string })?.code ?? String(error);
+    let code = (error as { code?: string })?.code ?? String(error);
+    // Bun reports a connect that failed for lack of descriptors as ECONNREFUSED.
+    if (code === "ECONNREFUSED" && this.bridgeDeps.fdsExhausted?.()) code = "EMFILE";
     this.deps.log.debug(`Failed to connect to upstream TCP for ${this.key}: ${code}`);
+    if (code === "EMFILE" || code === "ENFILE") {
+      // Our own shortage, not the destination's answer: never report it as "refused".
+      this.deps.drops.count(`tcp_connect_${code}`);
+      this.bridgeDeps.warn?.(
+        "tcp-emfile",
+        () => `Out of file descriptors (${code}): TCP ${this.key} answered "administratively prohibited"`,
+      );
+      this.giveUp("admin");
+      return;
+    }
     const kind = CONNECT_UNREACHABLE[code];
     this.deps.drops.count(
       code === "ECONNREFUSED" ? "tcp_connect_refused" : kind ? "tcp_connect_unreachable" : "tcp_connect_failed",
@@ -359,6 +437,8 @@ export class TcpBridge extends TcpRelay {
    * would turn "no route to host" into "connection refused" at a peer that ignores ICMP).
    */
   private giveUp(kind: UnreachableKind | undefined): void {
+    this.cancelHostConnect();
+    this.ticket?.settled();
     this.connecting = false;
     this.connectTimer.clear();
     this.connClosed = true;
@@ -379,10 +459,14 @@ export const relayHandlers: SocketHandler<TcpRelay, "uint8array"> = {
   data: (s, d) => s.data.hostData(d),
   drain: (s) => s.data.hostDrained(),
   end: (s) => s.data.hostEnded(),
-  close: (s, e) => s.data.hostSocketClosed(e),
+  close: (s, e) => {
+    s.data.hostFdClosed();
+    s.data.hostSocketClosed(e);
+  },
   // Called when a handler threw: the flow's state is unknown, so close it abortively.
   error: (s, e) => {
     s.terminate();
+    s.data.hostFdClosed();
     s.data.hostSocketClosed(e);
   },
 };

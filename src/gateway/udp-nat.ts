@@ -2,6 +2,7 @@ import type { udp } from "bun";
 import type { FlowAddrs, IpAddr, UnreachableKind } from "../netstack/types.ts";
 import type { Clock, Timer } from "../util/clock.ts";
 import type { Logger } from "../util/log.ts";
+import type { FlowBudget, FlowTicket } from "./budget.ts";
 import type { DropCounter } from "./drops.ts";
 import { formatIp, ipEquals, parseIp } from "./ip-text.ts";
 import { type NatEntry, type NatTable, udpNatKey } from "./nat-table.ts";
@@ -26,6 +27,9 @@ const UNREACHABLE_BY_CODE: Record<string, UnreachableKind> = {
   ENETUNREACH: "net",
   EACCES: "admin",
   EPERM: "admin",
+  // Out of descriptors: our own shortage, reported as a policy-like refusal, never as "refused".
+  EMFILE: "admin",
+  ENFILE: "admin",
 };
 
 /** While the host socket is being bound, datagrams wait here, bounded in count and bytes. */
@@ -43,6 +47,11 @@ export interface UdpNatDeps {
   sendUnreachable(original: Uint8Array, kind: UnreachableKind): void;
   /** Opens a host socket (default Bun.udpSocket; tests inject failures such as EMFILE). */
   openSocket?: (options: udp.SocketOptions<"uint8array">) => Promise<HostUdpSocket>;
+  /** The descriptor budget (one socket per mapping) and who a client address belongs to. */
+  budget?: FlowBudget;
+  peerOf?: (client: IpAddr) => string;
+  /** A rate-limited warning (the key groups lines). */
+  warn?(key: string, line: () => string): void;
 }
 
 type HostUdpSocket = udp.Socket<"uint8array">;
@@ -73,6 +82,8 @@ export class UdpFlow implements NatEntry {
   /** The start of the client's last packet, for the quote in an ICMP unreachable. */
   private lastPacket: Uint8Array | undefined;
   private lastPacketLength = 0;
+  /** The mapping's claim on the descriptor budget. */
+  ticket: FlowTicket | undefined;
 
   constructor(
     readonly key: string,
@@ -136,6 +147,7 @@ export class UdpFlow implements NatEntry {
     this.queuedBytes = 0;
     this.socket?.close();
     this.socket = undefined;
+    this.ticket?.release();
     this.table.remove(this);
   }
 
@@ -153,8 +165,13 @@ export class UdpFlow implements NatEntry {
         },
       });
     } catch (e) {
-      this.deps.log.warn(`Cannot bind a UDP socket for ${this.key}: ${(e as Error).message}`);
-      this.deps.drops.count("udp_bind_failed", Math.max(1, this.queue.length));
+      const code = (e as { code?: string }).code ?? "unknown";
+      const line = () =>
+        `Cannot bind a UDP socket for ${this.key}: ${(e as Error).message}; answered "administratively prohibited"`;
+      if (this.deps.warn) this.deps.warn(`udp-bind-${code}`, line);
+      else this.deps.log.warn(line());
+      this.deps.drops.count(`udp_bind_${code}`, Math.max(1, this.queue.length));
+      this.reportUnreachable(code === "EMFILE" || code === "ENFILE" ? code : "EACCES");
       this.close();
       return;
     }
@@ -247,13 +264,36 @@ export class UdpNat {
       const entry = this.table.get(key);
       if (entry instanceof UdpFlow && !entry.isClosed) target = entry;
       else {
+        const ticket = this.deps.budget?.tryUdp(this.deps.peerOf?.(flow.src) ?? "");
+        if (typeof ticket === "string") {
+          this.overBudget(flow, packet);
+          return;
+        }
         // Copy the client address: the netstack's flow may point into the packet buffer.
         target = new UdpFlow(key, flow.src.slice(), flow.srcPort, this.table, this.deps);
-        if (!this.table.add(target)) return;
+        target.ticket = ticket;
+        if (!this.table.add(target)) {
+          ticket?.release();
+          return;
+        }
+        // Queued (and kept for an ICMP quote) before the bind, which may fail at once.
+        target.sendFromPeer(flow.dst, flow.dstPort, payload, packet);
         target.start();
+        this.last = target;
+        return;
       }
       this.last = target;
     }
     target.sendFromPeer(flow.dst, flow.dstPort, payload, packet);
+  }
+
+  /** No budget for another mapping: "administratively prohibited" to the client, a throttled warning. */
+  private overBudget(flow: FlowAddrs, packet: Uint8Array): void {
+    this.deps.drops.count("udp_over_budget");
+    if (packet.length > 0) this.deps.sendUnreachable(packet, "admin");
+    this.deps.warn?.("udp-budget", () => {
+      const b = this.deps.budget?.stats();
+      return `UDP mapping budget spent (${b?.udpMappings} of ${b?.maxUdpMappings} mappings, ${b?.hostSockets} of ${b?.maxFlows} host sockets): ${udpNatKey(flow.src, flow.srcPort)} answered "administratively prohibited"`;
+    });
   }
 }

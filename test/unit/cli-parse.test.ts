@@ -533,3 +533,17 @@ describe("up", () => {
     expect(keyToBase64(parseKey(GW_PRIV))).toBe(GW_PRIV);
   });
 });
+
+describe("--max-flows", () => {
+  const base = ["-k", GW_PRIV, "-K", PEER_PUB, "-b", "127.0.0.1:9797"];
+  test("absent: no maxFlows (derived from the open-files limit); given: the number", () => {
+    expect(parse(base).maxFlows).toBeUndefined();
+    expect(parse([...base, "--max-flows", "300"]).maxFlows).toBe(300);
+  });
+  test("0 or junk is a usage error", () => {
+    expect(err(() => parse([...base, "--max-flows", "0"]))).toBe(
+      'invalid --max-flows "0": expected an integer from 1 to 1048576',
+    );
+    expect(err(() => parse([...base, "--max-flows", "many"]))).toContain("invalid --max-flows");
+  });
+});

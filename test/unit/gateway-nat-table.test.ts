@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { formatIp, formatIpPort, ipEquals, parseIp } from "../../src/gateway/ip-text.ts";
 import { type NatEntry, NatTable, pingNatKey, tcpNatKey, udpNatKey } from "../../src/gateway/nat-table.ts";
+import { VirtualClock } from "../../src/util/clock.ts";
 import { silentLogger } from "../../src/util/log.ts";
 
 class Entry implements NatEntry {
@@ -100,5 +101,25 @@ describe("NatTable", () => {
       "info New NAT entry for TCP 10.0.0.2:1 -> 93.184.216.34:2",
       "debug Finished serving TCP 10.0.0.2:1 -> 93.184.216.34:2",
     ]);
+  });
+
+  test("New NAT entry info lines are rate-limited: the rest go to debug and are counted in the next info line", () => {
+    const info: string[] = [];
+    let debug = 0;
+    const log = {
+      info: (m: string) => info.push(m),
+      debug: () => debug++,
+    } as unknown as typeof silentLogger;
+    const clock = new VirtualClock();
+    const table = new NatTable(log, clock);
+    for (let i = 1; i <= 100; i++) table.add(new Entry("tcp", tcpNatKey(a, i, b, 2), table));
+    expect(info.length).toBe(NatTable.NEW_ENTRY_LINES_PER_SECOND);
+    expect(debug).toBe(100 - NatTable.NEW_ENTRY_LINES_PER_SECOND);
+    clock.advance(1000);
+    table.add(new Entry("tcp", tcpNatKey(a, 101, b, 2), table));
+    expect(info.at(-1)).toBe(
+      `New NAT entry for TCP 10.0.0.2:101 -> 93.184.216.34:2 (+${100 - NatTable.NEW_ENTRY_LINES_PER_SECOND} more since the last report)`,
+    );
+    expect(table.count("tcp")).toBe(101);
   });
 });

@@ -1,0 +1,138 @@
+/**
+ * The process's file descriptors, seen from the gateway: the RLIMIT_NOFILE soft limit, how many
+ * are open, and cancelling a host TCP connect that is still under way.
+ *
+ * Bun.connect gives no handle before the connection opens, and a connect to a black-holed address
+ * keeps its socket in SYN-SENT for the kernel's whole SYN retry time (~130 s with
+ * tcp_syn_retries = 6), long after the gateway gave up. Bun.connect creates the socket
+ * synchronously, and Linux gives a new socket the lowest free descriptor number: so the gateway
+ * notes the lowest free number just before the call (open + close of /dev/null), checks right after
+ * that this descriptor is a TCP socket in SYN-SENT (only the gateway's own connects make those, one
+ * at a time on the JS thread), and records its local port. To cancel, it checks that the
+ * descriptor is still that socket (SYN-SENT, same local port) and calls shutdown(2): Linux
+ * disconnects a SYN-SENT socket on shutdown and wakes its poller, so Bun reports a connect error and
+ * closes the descriptor itself. Where any of this is unavailable (no /proc, no libc), connects are
+ * not cancelled and the flow budget keeps counting the descriptor until Bun reports the outcome.
+ */
+
+import { dlopen, FFIType, ptr } from "bun:ffi";
+import { readdirSync, readFileSync } from "node:fs";
+
+type Libc = {
+  open: (path: number, flags: number) => number;
+  close: (fd: number) => number;
+  shutdown: (fd: number, how: number) => number;
+  getsockopt: (fd: number, level: number, name: number, val: number, len: number) => number;
+  getsockname: (fd: number, addr: number, len: number) => number;
+  getrlimit: (resource: number, rlim: number) => number;
+};
+
+let libc: Libc | null | undefined;
+
+function loadLibc(): Libc | null {
+  if (libc !== undefined) return libc;
+  libc = null;
+  if (process.platform !== "linux") return libc;
+  for (const name of ["libc.so.6", "libc.so"]) {
+    try {
+      libc = dlopen(name, {
+        open: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+        close: { args: [FFIType.i32], returns: FFIType.i32 },
+        shutdown: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+        getsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+        getsockname: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+        getrlimit: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+      }).symbols as unknown as Libc;
+      return libc;
+    } catch {
+      // try the next name
+    }
+  }
+  return libc;
+}
+
+const RLIMIT_NOFILE = 7;
+const SOL_TCP = 6;
+const TCP_INFO = 11;
+const TCP_SYN_SENT = 2;
+const SHUT_RDWR = 2;
+
+/** The soft RLIMIT_NOFILE, or undefined when it cannot be read (then the budget uses a default). */
+export function readFdLimit(): number | undefined {
+  try {
+    const line = readFileSync("/proc/self/limits", "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("Max open files"));
+    const soft = line?.slice("Max open files".length).trim().split(/\s+/)[0];
+    if (soft === "unlimited") return Number.MAX_SAFE_INTEGER;
+    if (soft && /^\d+$/.test(soft)) return Number(soft);
+  } catch {
+    // no /proc: ask libc
+  }
+  const lib = loadLibc();
+  if (!lib) return undefined;
+  const rlim = new BigUint64Array(2);
+  if (lib.getrlimit(RLIMIT_NOFILE, ptr(rlim)) !== 0) return undefined;
+  const soft = rlim[0] as bigint;
+  return soft > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(soft);
+}
+
+/**
+ * Descriptors open in this process now (from /proc/self/fd), or undefined without /proc. When the
+ * listing itself fails for lack of a descriptor, that is the answer: infinity.
+ */
+export function openFdCount(): number | undefined {
+  try {
+    // The listing itself holds one descriptor while it runs.
+    return readdirSync("/proc/self/fd").length - 1;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    return code === "EMFILE" || code === "ENFILE" ? Number.POSITIVE_INFINITY : undefined;
+  }
+}
+
+const DEV_NULL = Buffer.from("/dev/null\0");
+const tcpInfo = new Uint8Array(8);
+const tcpInfoLen = new Uint32Array(1);
+const sockaddr = new Uint8Array(28);
+const sockaddrLen = new Uint32Array(1);
+
+/** A host connect under way, as far as the kernel is concerned. */
+export interface PendingConnectFd {
+  fd: number;
+  localPort: number;
+}
+
+/** Call just before Bun.connect: the descriptor number its socket will get (or -1). */
+export function nextFd(): number {
+  const lib = loadLibc();
+  if (!lib) return -1;
+  const fd = lib.open(ptr(DEV_NULL), 0);
+  if (fd >= 0) lib.close(fd);
+  return fd;
+}
+
+function synSentLocalPort(lib: Libc, fd: number): number {
+  tcpInfoLen[0] = tcpInfo.length;
+  if (lib.getsockopt(fd, SOL_TCP, TCP_INFO, ptr(tcpInfo), ptr(tcpInfoLen)) !== 0) return -1;
+  if (tcpInfo[0] !== TCP_SYN_SENT) return -1;
+  sockaddrLen[0] = sockaddr.length;
+  if (lib.getsockname(fd, ptr(sockaddr), ptr(sockaddrLen)) !== 0) return -1;
+  // sockaddr_in and sockaddr_in6 both keep the port, big-endian, at bytes 2..3.
+  return ((sockaddr[2] as number) << 8) | (sockaddr[3] as number);
+}
+
+/** Call right after Bun.connect returned, with nextFd()'s answer: the socket, if it is one. */
+export function capturePendingConnect(fd: number): PendingConnectFd | undefined {
+  const lib = loadLibc();
+  if (!lib || fd < 0) return undefined;
+  const localPort = synSentLocalPort(lib, fd);
+  return localPort > 0 ? { fd, localPort } : undefined;
+}
+
+/** Abort a connect still in SYN-SENT (Bun then reports a connect error and closes the fd). */
+export function cancelPendingConnect(p: PendingConnectFd): boolean {
+  const lib = loadLibc();
+  if (!lib || synSentLocalPort(lib, p.fd) !== p.localPort) return false;
+  return lib.shutdown(p.fd, SHUT_RDWR) === 0;
+}
