@@ -1,0 +1,288 @@
+/**
+ * Segment arrival (RFC 9293 §3.10.7): the per-state checks, sequence acceptability, RST/SYN
+ * defences (RFC 5961), then ACK (sender.ts), segment text and FIN.
+ */
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from "../../wire/tcp.ts";
+import { TIME_WAIT_MS } from "./constants.ts";
+import { emitReset, type TcpSegmentIn } from "./segment.ts";
+import { seqAdd, seqDiff, seqGe, seqGt, seqInRange, seqLe, seqLt } from "./seq.ts";
+import { EV_READABLE, OOW_ACK_INTERVAL_MS } from "./tcb.ts";
+import { TcpTimers } from "./timers.ts";
+
+export abstract class TcpInput extends TcpTimers {
+  /** Process one segment of this flow (checksum and options already validated by the layer). */
+  handleSegment(seg: TcpSegmentIn): void {
+    if (this.released) return;
+    if (this.state === "SYN-SENT") this.inputSynSent(seg);
+    else if (this.state === "SYN-RECEIVED" && !this.synAckSent) this.inputPending(seg);
+    else this.inputSynchronized(seg);
+    this.flushEvents();
+  }
+
+  /** Passive open before accept(): only the peer's SYN retransmissions and RST matter. */
+  protected inputPending(seg: TcpSegmentIn): void {
+    if (seg.flags & TCP_RST) {
+      if (seg.seq === this.rcvNxt) {
+        this.fireClosed("reset");
+        this.release();
+      } else this.opts.stats.drop("tcp-rst-out-of-window");
+      return;
+    }
+    if (seg.flags & TCP_SYN && seg.seq === this.irs) {
+      this.opts.stats.drop("tcp-syn-retransmit-absorbed");
+      return;
+    }
+    this.opts.stats.drop("tcp-not-accepted-yet");
+  }
+
+  /** RFC 9293 §3.10.7.3. */
+  protected inputSynSent(seg: TcpSegmentIn): void {
+    const f = seg.flags;
+    if (f & TCP_ACK) {
+      if (seqLe(seg.ack, this.iss) || seqGt(seg.ack, this.sndMax)) {
+        if (!(f & TCP_RST)) {
+          emitReset(this.opts.output, this.local, this.localPort, this.remote, this.remotePort, seg.ack, 0, TCP_RST);
+          this.opts.stats.segmentsOut++;
+        }
+        this.opts.stats.drop("tcp-bad-ack-syn-sent");
+        return;
+      }
+    }
+    if (f & TCP_RST) {
+      if (f & TCP_ACK) {
+        this.fireClosed("refused");
+        this.release();
+      } else this.opts.stats.drop("tcp-rst-no-ack-syn-sent");
+      return;
+    }
+    if (!(f & TCP_SYN)) {
+      this.opts.stats.drop("tcp-no-syn-syn-sent");
+      return;
+    }
+    this.irs = seg.seq;
+    this.rcvNxt = seqAdd(seg.seq, 1);
+    this.negotiate(seg);
+    this.rcvAdvRight = seqAdd(this.rcvNxt, Math.min(65535, this.recvBuf.window));
+    if (f & TCP_ACK) {
+      this.sndUna = seg.ack;
+      this.updateWindow(seg.window, seg.seq, seg.ack);
+      if (this.rttTiming && seqGe(seg.ack, this.rttSeq)) this.rttSample(this.opts.clock.now() - this.rttTime);
+      else if (this.tsEnabled && seg.options.tsEcr !== 0) this.rttSample(this.tsEcrAge(seg.options.tsEcr));
+      this.rttTiming = false;
+      this.rtt.resetBackoff();
+      this.retries = 0;
+      this.becomeEstablished();
+      this.sendAck();
+      this.trySend();
+      this.armTimer();
+      return;
+    }
+    // Simultaneous open (RFC 9293 §3.5, figure 8): SYN-RECEIVED, answer with SYN-ACK.
+    this.state = "SYN-RECEIVED";
+    this.synAckSent = true;
+    this.updateWindow(seg.window, seg.seq, this.sndUna);
+    this.sendSyn();
+    this.armTimer();
+  }
+
+  /** RFC 9293 §3.10.7.4 for SYN-RECEIVED (accepted) and every later state. */
+  protected inputSynchronized(seg: TcpSegmentIn): void {
+    const f = seg.flags;
+    const stats = this.opts.stats;
+    const dataLen = seg.payloadLength;
+    const segLen = dataLen + (f & TCP_SYN ? 1 : 0) + (f & TCP_FIN ? 1 : 0);
+    if (this.state === "SYN-RECEIVED" && f & TCP_SYN && !(f & TCP_RST) && seg.seq === this.irs) {
+      this.synReceivedSyn(seg);
+      return;
+    }
+    const wnd = this.acceptWindow();
+    const rcvEnd = seqAdd(this.rcvNxt, wnd);
+
+    // First: sequence number acceptability. A zero window still takes the ACK of a segment at
+    // RCV.NXT (its data is trimmed below), per the "special allowance" of §3.10.7.4.
+    let acceptable: boolean;
+    // A segment without data exactly at the right edge is accepted too (as Linux does): a peer that
+    // filled our window sends its pure ACKs with SEQ = that edge, and refusing them (each side
+    // answering the other's "unacceptable" ACK with its own) is an endless ACK ping-pong.
+    if (segLen === 0) acceptable = seqLe(this.rcvNxt, seg.seq) && seqLe(seg.seq, rcvEnd);
+    else if (wnd === 0) acceptable = seg.seq === this.rcvNxt;
+    else
+      acceptable =
+        seqInRange(seg.seq, this.rcvNxt, rcvEnd) || seqInRange(seqAdd(seg.seq, segLen - 1), this.rcvNxt, rcvEnd);
+    if (!acceptable) {
+      if (f & TCP_RST) {
+        stats.drop("tcp-rst-out-of-window");
+        return;
+      }
+      stats.drop("tcp-out-of-window");
+      // A retransmitted FIN in TIME-WAIT restarts the 2*MSL timer (§3.10.7.4, eighth check).
+      if (this.state === "TIME-WAIT" && f & TCP_FIN) this.auxTimer.set(TIME_WAIT_MS);
+      // Old data is re-ACKed at once; ACKs to out-of-window pure ACKs are rate-limited (RFC 5961
+      // §7, Linux tcp_invalid_ratelimit) so no two stacks can keep ACKing each other forever.
+      const now = this.opts.clock.now();
+      if (segLen > 0 || now - this.lastOowAck >= OOW_ACK_INTERVAL_MS) {
+        if (segLen === 0) this.lastOowAck = now;
+        this.sendAck();
+      }
+      return;
+    }
+
+    // Second: RST (RFC 5961 §3.2): exact match resets, anything else in window gets a challenge ACK.
+    if (f & TCP_RST) {
+      if (seg.seq === this.rcvNxt) {
+        this.fireClosed("reset");
+        this.release();
+      } else {
+        stats.drop("tcp-rst-challenged");
+        this.sendAck();
+      }
+      return;
+    }
+
+    // Fourth: SYN in a synchronized state gets a challenge ACK (RFC 5961 §4.2).
+    if (f & TCP_SYN) {
+      stats.drop("tcp-syn-challenged");
+      this.sendAck();
+      return;
+    }
+
+    // Fifth: ACK.
+    if (!(f & TCP_ACK)) {
+      stats.drop("tcp-no-ack");
+      return;
+    }
+    if (this.tsEnabled && seg.options.hasTimestamp && seqLe(seg.seq, this.lastAckSent)) {
+      // RFC 7323 §4.3: remember the peer's timestamp to echo, from segments at the left edge.
+      if (seqGe(seg.options.tsVal, this.tsRecent)) this.tsRecent = seg.options.tsVal;
+    }
+    if (this.state === "SYN-RECEIVED") {
+      if (!(seqLt(this.sndUna, seg.ack) && seqLe(seg.ack, this.sndMax))) {
+        emitReset(this.opts.output, this.local, this.localPort, this.remote, this.remotePort, seg.ack, 0, TCP_RST);
+        stats.segmentsOut++;
+        stats.drop("tcp-bad-ack-syn-received");
+        return;
+      }
+      this.updateWindow(seg.window, seg.seq, seg.ack, this.sndShift);
+      this.becomeEstablished();
+    }
+    if (!this.processAck(seg)) return;
+    if (this.released) return;
+
+    const ourFinAcked = this.finQueued && seqGt(this.sndUna, this.finSeq);
+    switch (this.state) {
+      case "FIN-WAIT-1":
+        if (ourFinAcked) {
+          this.state = "FIN-WAIT-2";
+          this.auxTimer.set(this.finWait2TimeoutMs);
+        }
+        break;
+      case "CLOSING":
+        if (ourFinAcked) {
+          this.enterTimeWait();
+          return;
+        }
+        break;
+      case "LAST-ACK":
+        if (ourFinAcked) {
+          this.release();
+          this.finishGracefully();
+          return;
+        }
+        break;
+      default:
+        break;
+    }
+
+    // Seventh: segment text, then eighth: FIN.
+    let ackNeeded = false;
+    const receiving = this.state === "ESTABLISHED" || this.state === "FIN-WAIT-1" || this.state === "FIN-WAIT-2";
+    if (receiving && segLen > 0) {
+      ackNeeded = true;
+      let off = seqDiff(seg.seq, this.rcvNxt);
+      let from = seg.payloadOffset;
+      let len = dataLen;
+      if (off < 0) {
+        from -= off;
+        len += off;
+        off = 0;
+      }
+      let truncated = false;
+      if (off + len > wnd) {
+        len = Math.max(0, wnd - off);
+        truncated = true;
+      }
+      if (len > 0) {
+        const oooBefore = this.recvBuf.outOfOrderBytes;
+        const advance = this.recvBuf.write(off, seg.buf, from, len);
+        if (advance < 0) {
+          stats.drop("tcp-out-of-order-full");
+          truncated = true;
+        } else {
+          stats.outOfOrderBytes += this.recvBuf.outOfOrderBytes - oooBefore;
+          if (advance > 0) {
+            stats.receiveBufferedBytes += advance;
+            this.rcvNxt = seqAdd(this.rcvNxt, advance);
+            this.events |= EV_READABLE;
+            // FIN-WAIT-2 bounds idleness, not a half-closed transfer that is still moving.
+            if (this.state === "FIN-WAIT-2") this.auxTimer.set(this.finWait2TimeoutMs);
+          }
+        }
+      }
+      if (f & TCP_FIN && !truncated && !this.peerFinKnown) {
+        this.peerFinKnown = true;
+        this.peerFinSeq = seqAdd(seg.seq, dataLen);
+      }
+      if (this.peerFinKnown && !this.rcvFin && this.rcvNxt === this.peerFinSeq) this.receiveFin();
+    }
+
+    // Data or our FIN going out now carries the ACK; otherwise acknowledge on its own.
+    const sentBefore = stats.segmentsOut;
+    this.trySend();
+    if (ackNeeded && stats.segmentsOut === sentBefore) this.sendAck();
+  }
+
+  /**
+   * The peer's SYN again while we are in SYN-RECEIVED: a retransmitted SYN (our SYN-ACK was lost)
+   * gets the SYN-ACK again; a SYN-ACK (simultaneous open, RFC 9293 §3.5 figure 8) that acknowledges
+   * our SYN completes the handshake.
+   */
+  protected synReceivedSyn(seg: TcpSegmentIn): void {
+    if (!(seg.flags & TCP_ACK)) {
+      this.opts.stats.retransmits++;
+      this.sendSyn();
+      return;
+    }
+    if (!(seqLt(this.sndUna, seg.ack) && seqLe(seg.ack, this.sndMax))) {
+      this.opts.stats.drop("tcp-bad-ack-syn-received");
+      return;
+    }
+    this.sndUna = seg.ack;
+    this.updateWindow(seg.window, seg.seq, seg.ack);
+    this.rttTiming = false;
+    this.becomeEstablished();
+    this.sendAck();
+    this.trySend();
+    this.armTimer();
+  }
+
+  /** The peer's FIN is in order: RCV.NXT covers it; the state advances (§3.10.7.4, eighth). */
+  protected receiveFin(): void {
+    this.rcvNxt = seqAdd(this.rcvNxt, 1);
+    this.rcvFin = true;
+    this.events |= EV_READABLE;
+    switch (this.state) {
+      case "ESTABLISHED":
+        this.state = "CLOSE-WAIT";
+        break;
+      case "FIN-WAIT-1":
+        if (this.finQueued && seqGt(this.sndUna, this.finSeq)) this.enterTimeWait();
+        else this.state = "CLOSING";
+        break;
+      case "FIN-WAIT-2":
+        this.enterTimeWait();
+        break;
+      default:
+        break;
+    }
+  }
+}

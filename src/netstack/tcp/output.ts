@@ -1,0 +1,147 @@
+/**
+ * Segment emission: every segment a connection sends is built here (SYN, SYN-ACK, ACK, data, RST)
+ * with the header fields of the moment (ACK, window, timestamps, SACK blocks).
+ */
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from "../../wire/tcp.ts";
+import { emitReset, emitSegment, scratchHeader } from "./segment.ts";
+import { seqAdd, seqDiff, seqGt, seqLt } from "./seq.ts";
+import { TcpControlBlock } from "./tcb.ts";
+
+export abstract class TcpSegmentOutput extends TcpControlBlock {
+  /** Emit data [seq, seq+len) from the send buffer, with FIN when `fin`. */
+  protected sendData(seq: number, len: number, fin: boolean): void {
+    const isRetransmit = seqLt(seq, this.sndMax);
+    const dataEnd = seqAdd(this.sndBufSeq, this.sendBuf.length);
+    let flags = TCP_ACK;
+    if (len > 0 && seqAdd(seq, len) === dataEnd) flags |= TCP_PSH;
+    if (fin) flags |= TCP_FIN;
+    this.fillHeader(flags, seq);
+    this.payloadOffset = seqDiff(seq, this.sndBufSeq);
+    this.emit(len);
+    if (isRetransmit) {
+      this.opts.stats.retransmits++;
+      // Karn: a retransmitted range never yields an RTT sample.
+      if (this.rttTiming && seqLt(seq, this.rttSeq)) this.rttTiming = false;
+    } else if (len > 0 && !this.rttTiming && !this.tsEnabled) {
+      this.rttTiming = true;
+      this.rttSeq = seqAdd(seq, len);
+      this.rttTime = this.opts.clock.now();
+    }
+    const end = seqAdd(seq, len + (fin ? 1 : 0));
+    if (seqGt(end, this.sndMax)) this.sndMax = end;
+  }
+
+  protected sendSyn(): void {
+    const h = scratchHeader;
+    h.resetOptions();
+    h.srcPort = this.localPort;
+    h.dstPort = this.remotePort;
+    h.seq = this.iss;
+    const synAck = this.state === "SYN-RECEIVED";
+    h.flags = synAck ? TCP_SYN | TCP_ACK : TCP_SYN;
+    h.ack = synAck ? this.rcvNxt : 0;
+    const wnd = Math.min(65535, this.recvBuf.window);
+    h.window = wnd;
+    h.mss = this.ourMss;
+    if (this.wsOffered) h.windowScale = this.rcvShift;
+    if (!synAck) {
+      h.sackPermitted = this.opts.sack !== false;
+      h.hasTimestamp = true;
+      h.tsVal = this.tsNow();
+      h.tsEcr = 0;
+    } else {
+      h.sackPermitted = this.sackEnabled;
+      h.hasTimestamp = this.tsEnabled;
+      h.tsVal = this.tsNow();
+      h.tsEcr = this.tsRecent;
+      this.rcvAdvRight = seqAdd(this.rcvNxt, wnd);
+      this.lastAckSent = this.rcvNxt;
+    }
+    this.emit(0);
+    if (seqLt(this.sndMax, seqAdd(this.iss, 1))) {
+      this.sndNxt = this.sndMax = seqAdd(this.iss, 1);
+      if (!this.tsEnabled || !synAck) {
+        this.rttTiming = true;
+        this.rttSeq = this.sndNxt;
+        this.rttTime = this.opts.clock.now();
+      }
+    } else {
+      this.rttTiming = false;
+    }
+  }
+
+  /**
+   * A pure ACK carries SEQ = sndMax, not the rolled-back sndNxt of a go-back-N retransmission: the
+   * peer may already hold everything up to sndMax, and an ACK with an older SEQ would fail its
+   * acceptability test, have its ACK field ignored, and be answered by another ACK (ping-pong).
+   */
+  protected sendAck(): void {
+    this.fillHeader(TCP_ACK, this.sndMax);
+    this.emit(0);
+  }
+
+  /** RST for an established connection: <SEQ=SND.NXT><CTL=RST> (sndMax: what the peer has seen). */
+  protected sendReset(): void {
+    this.fillHeader(TCP_RST | TCP_ACK, this.sndMax);
+    scratchHeader.window = 0;
+    scratchHeader.sackCount = 0;
+    this.emit(0);
+  }
+
+  /** RST answering a SYN we never acknowledged: <SEQ=0><ACK=SEG.SEQ+1><CTL=RST,ACK> (RFC 9293 §3.10.7.1). */
+  protected resetUnansweredSyn(): void {
+    emitReset(
+      this.opts.output,
+      this.local,
+      this.localPort,
+      this.remote,
+      this.remotePort,
+      0,
+      this.rcvNxt,
+      TCP_RST | TCP_ACK,
+    );
+    this.opts.stats.segmentsOut++;
+  }
+
+  /** Header for a non-SYN segment: ACK, window, timestamps, SACK blocks. */
+  protected fillHeader(flags: number, seq: number): void {
+    const h = scratchHeader;
+    h.resetOptions();
+    h.srcPort = this.localPort;
+    h.dstPort = this.remotePort;
+    h.seq = seq;
+    h.flags = flags;
+    h.ack = this.rcvNxt;
+    h.window = this.advertiseWindow();
+    if (this.tsEnabled) {
+      h.hasTimestamp = true;
+      h.tsVal = this.tsNow();
+      h.tsEcr = this.tsRecent;
+    }
+    if (this.sackEnabled && this.recvBuf.outOfOrderCount > 0) {
+      h.sackCount = this.recvBuf.sackBlocks(this.rcvNxt, h.sackBlocks, this.tsEnabled ? 3 : 4);
+    }
+    this.lastAckSent = this.rcvNxt;
+  }
+
+  protected emit(payloadLength: number): void {
+    emitSegment(this.opts.output, this.local, this.remote, payloadLength, this.writePayload);
+    this.opts.stats.segmentsOut++;
+  }
+
+  /**
+   * The window field to send. The right edge moves right only by at least min(MSS, buffer/2)
+   * (receiver SWS avoidance, RFC 9293 §3.8.6.2.2) and never moves left (§3.8.6).
+   */
+  protected advertiseWindow(): number {
+    const realRight = seqAdd(this.rcvNxt, this.recvBuf.window);
+    let right = this.rcvAdvRight;
+    if (seqDiff(realRight, right) >= this.windowUpdateThreshold()) right = realRight;
+    const wnd = Math.max(0, seqDiff(right, this.rcvNxt));
+    const field = Math.min(65535, Math.floor(wnd / 2 ** this.rcvShift));
+    const advertised = seqAdd(this.rcvNxt, field * 2 ** this.rcvShift);
+    // Rounding to the scale can land left of the old edge (RFC 7323 §2.4); keep accepting up to it.
+    if (seqGt(advertised, this.rcvAdvRight)) this.rcvAdvRight = advertised;
+    return field;
+  }
+}

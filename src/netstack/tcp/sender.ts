@@ -1,0 +1,280 @@
+/**
+ * The sending side: ACK processing (RFC 9293 §3.10.7.4 fifth check, RFC 5961 §5.2), the SACK
+ * scoreboard update and loss recovery (RFC 6675, NewReno RFC 5681/6582 without SACK), and sending
+ * new data and retransmissions as window and congestion window allow.
+ */
+import { TCP_FIN, TCP_SYN } from "../../wire/tcp.ts";
+import { DUPACK_THRESHOLD } from "./constants.ts";
+import { TcpSegmentOutput } from "./output.ts";
+import type { TcpSegmentIn } from "./segment.ts";
+import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from "./seq.ts";
+import { EV_WRITABLE } from "./tcb.ts";
+
+export abstract class TcpSender extends TcpSegmentOutput {
+  /**
+   * ACK processing for synchronized states (§3.10.7.4 fifth check, RFC 5961 §5.2, RFC 5681/6582).
+   * Returns false when the segment must be dropped.
+   */
+  protected processAck(seg: TcpSegmentIn): boolean {
+    const ack = seg.ack;
+    const stats = this.opts.stats;
+    if (seqGt(ack, this.sndMax)) {
+      stats.drop("tcp-ack-unsent");
+      this.sendAck();
+      return false;
+    }
+    if (seqLt(ack, seqAdd(this.sndUna, -this.maxSndWnd))) {
+      stats.drop("tcp-ack-too-old");
+      this.sendAck();
+      return false;
+    }
+    const newWnd = seg.window * 2 ** this.sndShift;
+    const advanced = seqGt(ack, this.sndUna);
+    const dataAcked = advanced ? this.ackData(seg, ack) : 0;
+    // RFC 6675 Update(): fold the SACK blocks into the scoreboard.
+    let newlySacked = 0;
+    const o = seg.options;
+    if (this.sackEnabled) {
+      if (advanced) this.sb.ackTo(ack);
+      for (let i = 0; i < o.sackCount; i++) {
+        newlySacked += this.sb.add(
+          o.sackBlocks[2 * i] as number,
+          o.sackBlocks[2 * i + 1] as number,
+          this.sndUna,
+          this.sndMax,
+        );
+      }
+    }
+    if (advanced) {
+      this.onNewAck(dataAcked);
+    } else if (ack === this.sndUna && this.sndMax !== this.sndUna) {
+      // A duplicate ACK (RFC 5681 §2). With SACK it must report new data (RFC 6675 §2), so
+      // duplicated or window-update ACKs do not count; an ACK without any SACK block falls back to
+      // the classic rule.
+      const classic =
+        seg.payloadLength === 0 && !(seg.flags & (TCP_SYN | TCP_FIN)) && newWnd === this.sndWnd && this.sndWnd > 0;
+      if (this.sackEnabled ? newlySacked > 0 || (classic && o.sackCount === 0) : classic) this.onDupAck();
+    }
+    // RFC 6675 §5 (b): enough SACKed above SND.UNA means it is lost, whatever the ACK count.
+    if (
+      this.sackEnabled &&
+      !this.inRecovery &&
+      newlySacked > 0 &&
+      seqGe(this.sndUna, this.recover) &&
+      this.sb.isLost(this.sndUna, this.sendMss)
+    ) {
+      this.enterRecovery();
+    }
+    // Window update (§3.10.7.4): only from segments newer than the last update.
+    if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack))) {
+      this.updateWindow(seg.window, seg.seq, ack, this.sndShift);
+    }
+    return true;
+  }
+
+  /** SND.UNA advances to `ack`: free the send buffer, take an RTT sample. Returns data bytes acked. */
+  protected ackData(seg: TcpSegmentIn, ack: number): number {
+    const dataAcked = Math.min(Math.max(0, seqDiff(ack, this.sndBufSeq)), this.sendBuf.length);
+    this.sendBuf.drop(dataAcked);
+    this.opts.stats.sendBufferedBytes -= dataAcked;
+    this.sndBufSeq = seqAdd(this.sndBufSeq, dataAcked);
+    this.sndUna = ack;
+    if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
+    if (this.tsEnabled && seg.options.hasTimestamp && seg.options.tsEcr !== 0) {
+      this.rttSample(this.tsEcrAge(seg.options.tsEcr));
+    } else if (this.rttTiming && seqGe(ack, this.rttSeq)) {
+      this.rttTiming = false;
+      this.rttSample(this.opts.clock.now() - this.rttTime);
+    }
+    this.rtt.resetBackoff();
+    this.retries = 0;
+    return dataAcked;
+  }
+
+  protected onNewAck(dataAcked: number): void {
+    const ack = this.sndUna;
+    if (this.inRecovery) {
+      if (seqGe(ack, this.recover)) {
+        this.inRecovery = false;
+        this.dupAcks = 0;
+        this.cc.onExitRecovery(seqDiff(this.sndMax, this.sndUna) - this.sb.sackedBytes);
+      } else if (!this.sackEnabled) {
+        // RFC 6582 §3.2 step 5: partial ACK, retransmit the next hole at once.
+        this.cc.onPartialAck(dataAcked);
+        this.retransmitHead();
+      }
+      // With SACK, trySend() runs NextSeg against the updated pipe.
+    } else {
+      this.dupAcks = 0;
+      if (dataAcked > 0) this.cc.onAck(dataAcked, this.opts.clock.now(), this.rtt.srtt);
+    }
+    // RFC 6298 §5.2-5.3.
+    if (this.sndMax === this.sndUna) this.rtxTimer.clear();
+    else this.rtxTimer.set(this.rtt.rto);
+    if (this.writeBlocked && this.sendBuf.free > 0) {
+      this.writeBlocked = false;
+      this.events |= EV_WRITABLE;
+    }
+  }
+
+  protected onDupAck(): void {
+    this.dupAcks++;
+    if (this.inRecovery) {
+      if (!this.sackEnabled && this.dupAcks > DUPACK_THRESHOLD) this.cc.onDupAckInRecovery();
+      return;
+    }
+    // RFC 5681 §3.2 steps 2-3 / RFC 6582 §3.2 step 2 / RFC 6675 §5 (a): fast retransmit.
+    if (this.dupAcks >= DUPACK_THRESHOLD && seqGe(this.sndUna, this.recover)) {
+      if (this.sackEnabled || this.dupAcks === DUPACK_THRESHOLD) this.enterRecovery();
+    }
+  }
+
+  /** Enter fast recovery and retransmit the first unacknowledged segment (RFC 6675 §5 step 4). */
+  protected enterRecovery(): void {
+    this.inRecovery = true;
+    this.recover = this.sndMax;
+    this.opts.stats.fastRecoveries++;
+    this.cc.onEnterRecovery(seqDiff(this.sndMax, this.sndUna), this.opts.clock.now(), this.sackEnabled);
+    if (!this.sackEnabled) {
+      this.retransmitHead();
+      return;
+    }
+    this.rescueDone = false;
+    this.highRxt = this.sndUna;
+    const n = this.retransmitAt(this.sndUna, this.sb.nextSackedAfter(this.sndUna, this.sndMax));
+    this.highRxt = seqAdd(this.sndUna, n);
+  }
+
+  /** Send new data (and our FIN) as window, congestion window and SWS avoidance allow. */
+  protected trySend(): void {
+    const s = this.state;
+    if (s !== "ESTABLISHED" && s !== "CLOSE-WAIT" && s !== "FIN-WAIT-1" && s !== "CLOSING" && s !== "LAST-ACK") return;
+    if (this.inRecovery && this.sackEnabled) this.sendRecovery();
+    else this.sendNormal();
+    const unsent = seqDiff(seqAdd(this.sndBufSeq, this.sendBuf.length), this.sndNxt);
+    if (this.sndWnd === 0 && unsent > 0 && this.sndNxt === this.sndUna) this.persisting = true;
+    this.armTimer();
+  }
+
+  /**
+   * Outside SACK recovery: send from SND.NXT (new data, or go-back-N after a timeout, skipping what
+   * the peer SACKed). Bytes the peer SACKed have left the network and do not count as in flight.
+   */
+  protected sendNormal(): void {
+    const sack = this.sackEnabled && this.sb.count > 0;
+    for (;;) {
+      if (sack && seqLt(this.sndNxt, this.sndMax)) {
+        const skip = this.sb.skipSacked(this.sndNxt);
+        if (skip !== this.sndNxt) {
+          this.sndNxt = skip;
+          continue;
+        }
+      }
+      const outstanding = seqDiff(this.sndNxt, this.sndUna);
+      const inFlight = sack ? outstanding - this.sb.sackedBetween(this.sndUna, this.sndNxt) : outstanding;
+      const usable = Math.min(this.sndWnd - outstanding, this.cc.cwnd - inFlight);
+      let limit = usable;
+      if (sack && seqLt(this.sndNxt, this.sndMax)) {
+        limit = Math.min(limit, seqDiff(this.sb.nextSackedAfter(this.sndNxt, this.sndMax), this.sndNxt));
+      }
+      const n = this.sendNew(limit, inFlight > 0);
+      if (n === 0) break;
+    }
+  }
+
+  /**
+   * Send one segment at SND.NXT of at most `usable` bytes (FIN included when it is due). Sender SWS
+   * avoidance (RFC 9293 §3.8.6.2.1): no small segment that is not the tail of the data while an ACK
+   * is still due, unless it is at least half the peer's largest window. Returns the sequence space
+   * used (0 when nothing went out).
+   */
+  protected sendNew(usable: number, ackDue: boolean): number {
+    const unsent = seqDiff(seqAdd(this.sndBufSeq, this.sendBuf.length), this.sndNxt);
+    if (unsent > 0) {
+      if (usable <= 0) return 0;
+      const mss = this.sendMss;
+      const len = Math.min(unsent, usable, mss);
+      if (len < mss && len < unsent && ackDue && len < this.maxSndWnd / 2) return 0;
+      const fin = this.finQueued && len === unsent;
+      this.sendData(this.sndNxt, len, fin);
+      const used = len + (fin ? 1 : 0);
+      this.sndNxt = seqAdd(this.sndNxt, used);
+      return used;
+    }
+    if (this.finQueued && this.sndNxt === this.finSeq) {
+      this.sendData(this.sndNxt, 0, true);
+      this.sndNxt = seqAdd(this.sndNxt, 1);
+      return 1;
+    }
+    return 0;
+  }
+
+  /**
+   * RFC 6675 §5 step (C): while cwnd - pipe >= 1 SMSS, send what NextSeg() picks: (1) the first
+   * lost hole above HighRxt, (2) new data, (3) the first un-SACKed hole above HighRxt, (4) one
+   * rescue retransmission of the highest un-SACKed segment per recovery.
+   */
+  protected sendRecovery(): void {
+    const mss = this.sendMss;
+    const una = this.sndUna;
+    if (seqLt(this.highRxt, una)) this.highRxt = una;
+    let pipe = this.sb.pipe(una, this.sndMax, this.highRxt, mss);
+    while (this.cc.cwnd - pipe >= mss) {
+      let s = this.sb.findHole(this.highRxt, una, mss, true);
+      if (s < 0) {
+        const n = this.sndNxt === this.sndMax ? this.sendNew(this.sndWnd - seqDiff(this.sndNxt, una), true) : 0;
+        if (n > 0) {
+          pipe += n;
+          continue;
+        }
+        s = this.sb.findHole(this.highRxt, una, mss, false);
+      }
+      if (s >= 0) {
+        const n = this.retransmitAt(s, this.sb.holeEnd);
+        if (n === 0) break;
+        this.highRxt = seqAdd(s, n);
+        pipe += n;
+        continue;
+      }
+      if (!this.rescueDone && !this.sb.empty && seqLt(this.sb.highSacked, this.sndMax)) {
+        this.rescueDone = true;
+        let from = seqAdd(this.sndMax, -mss);
+        if (seqLt(from, this.sb.highSacked)) from = this.sb.highSacked;
+        if (seqLt(from, this.highRxt)) from = this.highRxt;
+        const n = seqLt(from, this.sndMax) ? this.retransmitAt(from, this.sndMax) : 0;
+        pipe += n;
+      }
+      break;
+    }
+  }
+
+  /**
+   * Retransmit one segment starting at `seq`, at most one MSS and not past `limit` (the FIN rides
+   * along when the segment reaches it). Returns the sequence space resent (0 when nothing).
+   */
+  protected retransmitAt(seq: number, limit: number): number {
+    const dataEnd = seqAdd(this.sndBufSeq, this.sendBuf.length);
+    const len = Math.max(0, Math.min(this.sendMss, seqDiff(limit, seq), seqDiff(dataEnd, seq)));
+    const end = seqAdd(seq, len);
+    const fin = this.finQueued && end === this.finSeq && seqGt(this.sndMax, this.finSeq) && seqGt(limit, end);
+    if (len === 0 && !fin) return 0;
+    this.sendData(seq, len, fin);
+    return len + (fin ? 1 : 0);
+  }
+
+  /** Retransmit the first unacknowledged segment (fast retransmit, partial ACK). */
+  protected retransmitHead(): void {
+    const outstandingData = Math.min(this.sendBuf.length, seqDiff(this.sndMax, this.sndBufSeq));
+    const len = Math.max(0, Math.min(this.sendMss, outstandingData));
+    const fin = this.finQueued && seqGt(this.sndMax, this.finSeq) && len === outstandingData;
+    if (len === 0 && !fin) return;
+    this.sendData(this.sndUna, len, fin);
+  }
+
+  protected armTimer(): void {
+    if (this.released || this.state === "TIME-WAIT") return;
+    if (this.persisting || this.sndMax !== this.sndUna) {
+      if (this.rtxTimer.deadline < 0) this.rtxTimer.set(this.rtt.rto);
+    } else this.rtxTimer.clear();
+  }
+}
