@@ -3,9 +3,9 @@
  * HASH is BLAKE2s-256; MAC is *keyed* BLAKE2s with a 16-byte digest (MAC1/MAC2/cookies);
  * the KDF is HKDF over HMAC-BLAKE2s. Mixing MAC and HMAC up is the classic interop bug.
  */
-import { x25519 } from "@noble/curves/ed25519.js";
 import { blake2s } from "@noble/hashes/blake2.js";
 import { hmac } from "@noble/hashes/hmac.js";
+import { x25519Backend } from "./x25519.ts";
 
 export const HASH_SIZE = 32;
 export const MAC_SIZE = 16;
@@ -78,13 +78,13 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * X25519(private, public). Returns undefined for a low-order public key (all-zero shared
- * secret), which the protocol must reject, or for a malformed key.
+ * X25519(private, public) on the cross-checked fast backend (x25519.ts). Returns undefined for a
+ * low-order public key (all-zero shared secret), which the protocol must reject, or a malformed key.
  */
 export function dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | undefined {
   let ss: Uint8Array;
   try {
-    ss = x25519.getSharedSecret(privateKey, publicKey);
+    ss = x25519Backend().sharedSecret(privateKey, publicKey);
   } catch {
     return undefined;
   }

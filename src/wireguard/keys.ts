@@ -1,5 +1,5 @@
-import { x25519 } from "@noble/curves/ed25519.js";
 import { cryptoRandom, type Random } from "../util/random.ts";
+import { x25519Backend } from "./x25519.ts";
 
 export const KEY_LENGTH = 32;
 
@@ -30,5 +30,5 @@ export function generatePrivateKey(random: Random = cryptoRandom): Uint8Array {
 
 /** The public key for a private key (as `wg pubkey`). */
 export function publicKeyOf(privateKey: Uint8Array): Uint8Array {
-  return x25519.getPublicKey(privateKey);
+  return x25519Backend().publicKey(privateKey);
 }

@@ -27,7 +27,8 @@ import {
   TAG_SIZE,
   TRANSPORT_HEADER_SIZE,
 } from "./constants.ts";
-import { CookieChecker, CookieGenerator, cookieSource } from "./cookie.ts";
+import { CookieChecker, CookieGenerator } from "./cookie.ts";
+import { type HandshakeLoadStats, HandshakeQueue, type HandshakeQueueOptions } from "./handshake-queue.ts";
 import { innerPacketLength } from "./inner.ts";
 import { Keypair, Keypairs } from "./keypair.ts";
 import { generatePrivateKey } from "./keys.ts";
@@ -36,7 +37,6 @@ import {
   parseCookieReply,
   parseInitiation,
   parseResponse,
-  readU32LE,
   transportCounterHigh,
   transportCounterLow,
   transportReceiver,
@@ -44,6 +44,7 @@ import {
 } from "./messages.ts";
 import { NoiseHandshake } from "./noise.ts";
 import { PeerTimers } from "./timers.ts";
+import { x25519Backend, x25519BackendReason } from "./x25519.ts";
 
 export interface WireGuardTunnelConfig {
   privateKey: Uint8Array;
@@ -61,6 +62,8 @@ export interface WireGuardTunnelConfig {
   log: Logger;
   /** When true, handshake messages need a valid MAC2 (else we answer with a cookie reply). */
   underLoad?: () => boolean;
+  /** Handshake queue, load detection and rate limit settings (handshake-queue.ts). */
+  handshakeQueue?: HandshakeQueueOptions;
   /**
    * AEAD backend for handshake and transport packets (default selectAead(): sodium-native when it
    * loads, else @noble/ciphers; env WGSLIRPY_AEAD=noble forces noble).
@@ -75,6 +78,8 @@ export const DROP_REASONS = [
   "badLength", // handshake message of the wrong size
   "badMac1",
   "badMac2", // under load without a valid MAC2: a cookie reply was sent instead
+  "rateLimited", // under load, valid MAC2, but its source sent more than 20/s (burst 5)
+  "handshakeQueueFull", // more handshake messages waiting than the queue holds
   "handshakeDecrypt",
   "unknownPeer",
   "handshakeReplay",
@@ -107,6 +112,8 @@ export interface WireGuardStats {
   handshakesCompleted: number;
   /** Wall-clock ms of the last completed handshake, 0 = never. */
   lastHandshakeAt: number;
+  /** Under-load state, handshake queue and rate limiter table. */
+  handshakeLoad: HandshakeLoadStats;
   drops: Record<DropReason, number>;
 }
 
@@ -123,10 +130,9 @@ export class WireGuardTunnel implements IpLink {
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly log: Logger;
-  private readonly underLoad: () => boolean;
   private readonly aead: AeadFactory;
   private readonly handshake: NoiseHandshake;
-  private readonly checker: CookieChecker;
+  private readonly handshakeQueue: HandshakeQueue;
   private readonly generator: CookieGenerator;
   readonly keypairs = new Keypairs();
   readonly timers: PeerTimers;
@@ -142,18 +148,31 @@ export class WireGuardTunnel implements IpLink {
     this.clock = cfg.clock;
     this.random = cfg.random;
     this.log = cfg.log;
-    this.underLoad = cfg.underLoad ?? (() => false);
     if (cfg.aead) {
       this.aead = cfg.aead;
       this.log.debug(`WireGuard AEAD: ${aeadBackendName(cfg.aead)} (configured)`);
     } else {
       this.aead = selectAead(this.log);
     }
+    this.log.debug(`WireGuard X25519: ${x25519Backend().name} (${x25519BackendReason()})`);
     this.currentEndpoint = cfg.endpoint ? { address: cfg.endpoint.address, port: cfg.endpoint.port } : undefined;
     this.queueCapacity = Math.max(1, cfg.transmitQueueCapacity ?? 256);
     this.handshake = new NoiseHandshake(cfg.privateKey, cfg.peerPublicKey, cfg.presharedKey, this.aead);
     const localPublic = this.handshake.localPublicKey;
-    this.checker = new CookieChecker(localPublic, cfg.clock, cfg.random);
+    this.handshakeQueue = new HandshakeQueue(
+      cfg.clock,
+      new CookieChecker(localPublic, cfg.clock, cfg.random),
+      {
+        process: (data, from) => this.onHandshake(data, from),
+        reject: (reason) => this.drop(reason),
+        sendCookieReply: (reply, to) => {
+          this.log.debug("Sending cookie_reply");
+          this.stats.cookieRepliesSent++;
+          this.transmit(reply, to);
+        },
+      },
+      { underLoad: cfg.underLoad, ...cfg.handshakeQueue },
+    );
     this.generator = new CookieGenerator(cfg.peerPublicKey, cfg.clock);
     const persistentMs = Math.max(0, cfg.persistentKeepalive ?? 0) * 1000;
     this.timers = new PeerTimers(
@@ -181,6 +200,7 @@ export class WireGuardTunnel implements IpLink {
       cookieRepliesSent: 0,
       handshakesCompleted: 0,
       lastHandshakeAt: 0,
+      handshakeLoad: this.handshakeQueue.stats,
       drops,
     };
   }
@@ -203,6 +223,7 @@ export class WireGuardTunnel implements IpLink {
     if (this.closed) return;
     this.closed = true;
     this.timers.stopAll();
+    this.handshakeQueue.close();
     this.keypairs.clear();
     this.handshake.clear();
     this.staged = [];
@@ -413,10 +434,8 @@ export class WireGuardTunnel implements IpLink {
         this.receiveTransport(data, from);
         return;
       case MESSAGE_INITIATION:
-        if (this.checkMacs(data, from)) this.receiveInitiation(data, from);
-        return;
       case MESSAGE_RESPONSE:
-        if (this.checkMacs(data, from)) this.receiveResponse(data, from);
+        this.handshakeQueue.submit(data, from);
         return;
       case MESSAGE_COOKIE_REPLY:
         this.receiveCookieReply(data);
@@ -424,21 +443,16 @@ export class WireGuardTunnel implements IpLink {
     }
   }
 
-  /** MAC1 always; MAC2 under load, answering a missing one with a cookie reply. */
-  private checkMacs(data: Uint8Array, from: Endpoint): boolean {
-    if (!this.checker.checkMac1(data)) {
-      this.drop("badMac1");
-      return false;
+  /** A handshake message through the queue's MAC, load and rate checks (maybe a turn later). */
+  private onHandshake(data: Uint8Array, from: Endpoint): void {
+    if (this.closed) return;
+    try {
+      if (messageType(data) === MESSAGE_INITIATION) this.receiveInitiation(data, from);
+      else this.receiveResponse(data, from);
+    } catch (err) {
+      this.drop("internal");
+      this.log.debug(`WireGuard: internal error on handshake from ${formatEndpoint(from)}: ${String(err)}`);
     }
-    if (!this.underLoad()) return true;
-    const source = cookieSource(from);
-    if (this.checker.checkMac2(data, source)) return true;
-    const reply = this.checker.createReply(data, readU32LE(data, 4), source);
-    this.log.debug("Sending cookie_reply");
-    this.stats.cookieRepliesSent++;
-    this.transmit(reply, from);
-    this.drop("badMac2");
-    return false;
   }
 
   private roam(from: Endpoint): void {
