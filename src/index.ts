@@ -11,19 +11,28 @@ import { GueTunnel } from "./gue/tunnel.ts";
 import type { IpLink } from "./link.ts";
 import { Netstack } from "./netstack/stack.ts";
 import { TcpLayer } from "./netstack/tcp/layer.ts";
-import { type StatsServer, startStatsServer } from "./observe/stats-server.ts";
+import { toPrometheus } from "./observe/metrics.ts";
+import { peerLogEvents, RejectionReporter } from "./observe/peer-log.ts";
+import { startStatsServer } from "./observe/stats-server.ts";
+import { StatsSummary } from "./observe/summary.ts";
 import type { GatewayOptions } from "./options.ts";
 import { PcapWriter, tapLink } from "./pcap/writer.ts";
 import { openUdpTransport } from "./transport/udp.ts";
 import { type Clock, realClock } from "./util/clock.ts";
-import type { Endpoint } from "./util/endpoint.ts";
+import { type Endpoint, formatEndpoint } from "./util/endpoint.ts";
 import { createLogger, type Logger } from "./util/log.ts";
 import { cryptoRandom, type Random } from "./util/random.ts";
+import { StartupScope } from "./util/startup.ts";
+import { VERSION } from "./version.ts";
+import { aeadBackendName, selectAead } from "./wireguard/aead.ts";
+import { keyToBase64 } from "./wireguard/keys.ts";
 import { WireGuardTunnel } from "./wireguard/tunnel.ts";
 
 export type { ForwardSpec, GatewayOptions, PolicyRuleSpec } from "./options.ts";
 export { DEFAULTS } from "./options.ts";
 export type { Endpoint } from "./util/endpoint.ts";
+export { StartupError } from "./util/startup.ts";
+export { VERSION } from "./version.ts";
 export { generatePrivateKey, keyToBase64, parseKey, publicKeyOf } from "./wireguard/keys.ts";
 
 export interface GatewayStats {
@@ -43,6 +52,11 @@ export interface GatewayHandle {
   /** The stats HTTP server's address, when `statsListen` was given. */
   readonly statsLocal: Endpoint | undefined;
   stats(): GatewayStats;
+  /**
+   * Ready to carry traffic (`/readyz`): the socket is bound and, when a peer endpoint was given
+   * (`-p`), the peer is up (WireGuard: a session is established).
+   */
+  ready(): boolean;
   /** Resolves once the gateway has stopped (close() or the AbortSignal). */
   readonly closed: Promise<void>;
   close(): Promise<void>;
@@ -62,22 +76,43 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
   if (ctx.signal?.aborted) throw new Error("aborted before start");
   // Bad rules fail here, before any socket is opened (the CLI has already checked them).
   const policy = new DestinationPolicy(policyRulesFrom(options));
+  // All-or-nothing: a failure below closes what was opened and throws one StartupError line.
+  const scope = new StartupScope();
 
-  const transport = await openUdpTransport(options.bind, { log });
+  const transport = await scope.bind("the UDP socket (-b)", options.bind, () =>
+    openUdpTransport(options.bind, { log }),
+  );
+  scope.add(() => transport.close());
+  const pcapPath = options.pcap;
+  const pcap = pcapPath
+    ? await scope.open(`cannot create the pcap file "${pcapPath}"`, () => new PcapWriter(pcapPath, clock))
+    : undefined;
+  if (pcap) scope.add(() => pcap.close());
 
   let link: IpLink & { start(): void; close(): void; stats: unknown };
+  let aeadName: string | undefined;
+  /** Whether the peer is reachable now (WireGuard: a session; GUE: an endpoint to send to). */
+  let peerUp: () => boolean;
+  const rejections = new RejectionReporter(log, clock);
+  scope.add(() => rejections.close());
   if (options.mode === "gue") {
-    link = new GueTunnel({
+    const gue = new GueTunnel({
       transport,
       peer: options.peerEndpoint,
       keepaliveIntervalS: options.keepaliveInterval,
       clock,
       log,
     });
+    peerUp = () => gue.peer !== undefined;
+    link = gue;
   } else {
-    if (!options.privateKey || !options.peerPublicKey)
+    if (!options.privateKey || !options.peerPublicKey) {
+      await scope.closeAll();
       throw new Error("WireGuard mode needs a private key and a peer key");
-    link = new WireGuardTunnel({
+    }
+    const aead = selectAead(log);
+    aeadName = aeadBackendName(aead);
+    const tunnel = new WireGuardTunnel({
       privateKey: options.privateKey,
       peerPublicKey: options.peerPublicKey,
       presharedKey: options.presharedKey,
@@ -88,8 +123,13 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
       clock,
       random,
       log,
+      aead,
+      events: peerLogEvents(log, `peer ${keyToBase64(options.peerPublicKey).slice(0, 8)}…`, rejections),
     });
+    peerUp = () => tunnel.hasSession;
+    link = tunnel;
   }
+  scope.add(() => link.close());
 
   // The listeners the options open come out of the descriptor budget's reserve.
   const fdLimit = readFdLimit();
@@ -114,7 +154,6 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
     incomingUdp: options.incomingUdp,
   });
   // With --pcap the netstack talks to a tap that records every inner packet, both directions.
-  const pcap = options.pcap ? new PcapWriter(options.pcap, clock) : undefined;
   const stackLink = pcap ? tapLink(link, pcap) : link;
   const netstack = new Netstack({ link: stackLink, mtu: options.mtu, clock, log, handlers: gateway });
   const tcp = new TcpLayer({
@@ -129,21 +168,56 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
   });
   netstack.setTcp(tcp);
   gateway.attach(netstack);
-  try {
-    await gateway.startForwards();
-  } catch (e) {
+  scope.add(() => {
     gateway.close();
     tcp.close();
     netstack.close();
-    link.close();
-    transport.close();
-    await pcap?.close();
-    throw e;
-  }
-  link.start();
-  log.info(`wgslirpy listening on ${transport.local.address}:${transport.local.port} (${options.mode} mode)`);
+  });
+  await scope.open("cannot start the forwards", () => gateway.startForwards());
 
-  let statsServer: StatsServer | undefined;
+  let handle!: GatewayHandle;
+  const statsBind = options.statsListen;
+  const statsServer = statsBind
+    ? await scope.bind("the stats server (--stats-listen)", statsBind, () =>
+        startStatsServer(statsBind, {
+          stats: () => handle.stats(),
+          ready: () => handle.ready(),
+          // One name per figure: the top-level liveTcp/liveUdp aliases of stats() are left out.
+          metrics: () =>
+            toPrometheus({
+              ready: handle.ready(),
+              transport: transport.stats,
+              tunnel: link.stats,
+              netstack: netstack.stats,
+              tcp: tcp.stats,
+              gateway: gateway.stats(),
+            }),
+        }),
+      )
+    : undefined;
+
+  link.start();
+  log.info(
+    `wgslirpy ${VERSION} started: ${options.mode === "gue" ? "GUE" : "WireGuard"} mode on UDP ${formatEndpoint(transport.local)}` +
+      (aeadName ? `, AEAD ${aeadName}` : ", unencrypted") +
+      `, ${describePeer(options)}`,
+  );
+  if (statsServer)
+    log.info(`stats on http://${formatEndpoint(statsServer.local)}/metrics (also /stats, /healthz, /readyz)`);
+  const summary =
+    options.statsInterval && options.statsInterval > 0
+      ? new StatsSummary(log, clock, options.statsInterval * 1000, () => {
+          const g = gateway.stats();
+          return {
+            peers: 1,
+            peersUp: peerUp() ? 1 : 0,
+            liveTcp: g.liveTcp,
+            liveUdp: g.liveUdp,
+            bytesIn: transport.stats.bytesIn,
+            bytesOut: transport.stats.bytesOut,
+          };
+        })
+      : undefined;
 
   let resolveClosed!: () => void;
   const closed = new Promise<void>((r) => (resolveClosed = r));
@@ -152,6 +226,8 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
     if (closing) return closed;
     closing = true;
     ctx.signal?.removeEventListener("abort", onAbort);
+    summary?.close();
+    rejections.close();
     gateway.close();
     tcp.close();
     netstack.close();
@@ -165,14 +241,13 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
   const onAbort = () => void close();
   ctx.signal?.addEventListener("abort", onAbort, { once: true });
 
-  const handle: GatewayHandle = {
+  handle = {
     local: transport.local,
     forwards: gateway.forwardsLocal(),
-    get statsLocal() {
-      return statsServer?.local;
-    },
+    statsLocal: statsServer?.local,
     closed,
     close,
+    ready: () => !closing && (!options.peerEndpoint || peerUp()),
     stats() {
       const g = gateway.stats();
       return {
@@ -185,9 +260,15 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
       };
     },
   };
-  if (options.statsListen) {
-    statsServer = startStatsServer(options.statsListen, () => handle.stats());
-    log.info(`stats on http://${options.statsListen.address}:${statsServer.local.port}/stats and /metrics`);
-  }
   return handle;
+}
+
+/** The start line's peer part: its key (public, shortened) and where we expect it. */
+function describePeer(options: GatewayOptions): string {
+  const where = options.peerEndpoint
+    ? `at ${formatEndpoint(options.peerEndpoint)}`
+    : "endpoint learned when it connects";
+  if (options.mode === "gue") return `peer ${where}`;
+  const key = options.peerPublicKey ? keyToBase64(options.peerPublicKey) : "?";
+  return `peer ${key.slice(0, 8)}… ${where}`;
 }

@@ -1,6 +1,6 @@
 import type { PolicyRuleSpec } from "./gateway/policy.ts";
 import type { Endpoint } from "./util/endpoint.ts";
-import type { LogLevelName } from "./util/log.ts";
+import type { LogFormat, LogLevelName } from "./util/log.ts";
 
 /** A reverse forward: host socket -> a flow inside the tunnel (seed syntax `HOST,[SRC],DST`). */
 export interface ForwardSpec {
@@ -38,6 +38,10 @@ export interface GatewayOptions {
   incomingTcp: ForwardSpec[];
   incomingUdp: ForwardSpec[];
   logLevel: LogLevelName;
+  /** `--log-format`: "text" (default; timestamped lines when stderr is not a TTY) or "json". */
+  logFormat?: LogFormat;
+  /** `--stats-interval`: log a one-line summary every this many seconds (0 or absent = off). */
+  statsInterval?: number;
   /** Write every inner packet, both directions, to this pcap file (LINKTYPE_RAW). */
   pcap?: string;
   /** Serve /stats, /metrics and /healthz over HTTP here (bind it to loopback). */

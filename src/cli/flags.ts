@@ -1,7 +1,7 @@
 /**
- * Declarative flag tables. parse.ts parses argv strictly against them (citty's parser is lenient:
- * unknown flags pass silently and a repeated flag keeps only its last value), and main.ts turns
- * them into citty argument definitions for the --help text.
+ * Declarative flag tables. parse.ts parses argv strictly against them (unknown options, missing
+ * values and repeated single-valued options are errors), and help.ts renders the --help text from
+ * them.
  */
 
 export interface FlagSpec {
@@ -108,12 +108,32 @@ const COMMON: FlagSpec[] = [
     description: "log verbosity (env WGSLIRPY_LOG)",
     defaultText: "info",
   },
-  { long: "pcap", takesValue: true, valueHint: "FILE", description: "write every inner packet to this pcap file" },
+  {
+    long: "log-format",
+    takesValue: true,
+    valueHint: "text|json",
+    description: "text: timestamped lines when stderr is not a terminal; json: one JSON object per line",
+    defaultText: "text",
+  },
+  {
+    long: "pcap",
+    takesValue: true,
+    valueHint: "FILE",
+    description: "write every inner packet to this pcap file (created 0600: it holds decrypted traffic)",
+  },
   {
     long: "stats-listen",
     takesValue: true,
     valueHint: "IP:PORT",
-    description: "serve /stats (JSON), /metrics (Prometheus) and /healthz over HTTP here (use a loopback address)",
+    description:
+      "serve /metrics (Prometheus), /stats (JSON), /healthz and /readyz over HTTP here (use a loopback address)",
+  },
+  {
+    long: "stats-interval",
+    takesValue: true,
+    valueHint: "seconds",
+    description: "log a one-line summary (peers, flows, bytes/s each way) every this many seconds (0 = off)",
+    defaultText: "0",
   },
 ];
 
@@ -169,6 +189,7 @@ export const MAIN_FLAGS: FlagSpec[] = [
   },
   ...COMMON,
   HELP,
+  { long: "version", takesValue: false, description: "print the version and exit" },
 ];
 
 export const UP_FLAGS: FlagSpec[] = [
@@ -207,6 +228,12 @@ export const UP_FLAGS: FlagSpec[] = [
     takesValue: true,
     valueHint: "DIR",
     description: "where the key pairs live (env WGSLIRPY_STATE_DIR, else $XDG_STATE_HOME/wgslirpy)",
+  },
+  {
+    long: "show-config",
+    takesValue: false,
+    description:
+      "print the peer's config (it holds the peer's private key) although the keys already exist, then serve",
   },
   {
     long: "print-config-only",

@@ -1,18 +1,20 @@
 /**
- * The command-line program: argument handling, --help (rendered by citty from the flag tables),
- * the subcommands and the gateway's lifetime. Exit status: 0 done, 1 runtime failure (e.g. the
- * UDP port is taken), 2 bad command line or configuration (one `wgslirpy: error: ...` line).
+ * The command-line program: argument handling, --help (help.ts, from the flag tables), the
+ * subcommands and the gateway's lifetime. Exit status: 0 done, 1 runtime failure, 2 bad command
+ * line or configuration, or something the options ask for cannot be opened (the UDP port is taken,
+ * the pcap file cannot be created...): one `wgslirpy: error: ...` line, nothing left open.
  */
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { homedir, networkInterfaces } from "node:os";
-import { type ArgsDef, defineCommand, renderUsage } from "citty";
 import type { GatewayOptions } from "../options.ts";
 import { loadOrCreateKeys, resolveStateDir, StateError } from "../state/keys.ts";
-import { formatEndpoint } from "../util/endpoint.ts";
 import { createLogger, type Logger } from "../util/log.ts";
+import { StartupError } from "../util/startup.ts";
+import { VERSION } from "../version.ts";
 import { generatePrivateKey, keyToBase64, publicKeyOf } from "../wireguard/keys.ts";
-import { type FlagSpec, KEYTOOL_FLAGS, MAIN_FLAGS, REPLAY_FLAGS, UP_FLAGS } from "./flags.ts";
+import { KEYTOOL_FLAGS, MAIN_FLAGS, REPLAY_FLAGS, UP_FLAGS } from "./flags.ts";
+import { type CommandHelp, helpWidth, renderHelp } from "./help.ts";
 import { CliError, FlagReader, parseFlags, parseGatewayArgs, parseKeyFor, type ReadTextFile } from "./parse.ts";
 import { type InterfaceList, parseUpArgs, peerEndpointFor, renderPeerConfig, upGatewayOptions } from "./up.ts";
 
@@ -28,6 +30,8 @@ export interface CliIo {
   readStdin: () => Promise<string>;
   home: () => string;
   interfaces: () => InterfaceList;
+  /** The terminal's width when stdout is a TTY (help wraps to it), else undefined. */
+  columns?: () => number | undefined;
 }
 
 export const processIo: CliIo = {
@@ -38,84 +42,84 @@ export const processIo: CliIo = {
   readStdin: () => Bun.stdin.text(),
   home: () => homedir(),
   interfaces: () => networkInterfaces() as InterfaceList,
+  columns: () => (process.stdout.isTTY ? process.stdout.columns : undefined),
 };
 
 const DESCRIPTION = "Expose internet access without root using WireGuard";
 
-function cittyArgs(table: readonly FlagSpec[]): ArgsDef {
-  const args: ArgsDef = {};
-  for (const f of table) {
-    const alias = [f.short, f.alias].filter((a): a is string => a !== undefined);
-    args[f.long] = f.takesValue
-      ? {
-          type: "string",
-          alias,
-          description: f.repeatable ? `${f.description} (repeatable)` : f.description,
-          valueHint: f.valueHint,
-          default: f.defaultText,
-        }
-      : { type: "boolean", alias, description: f.description };
-  }
-  return args;
-}
-
-const upCommand = defineCommand({
-  meta: {
-    name: "up",
-    description: "quick start: keep keys in the state directory, print the peer's wg-quick config, serve",
+const COMMANDS: Record<"main" | "up" | "genkey" | "pubkey" | "replay", CommandHelp> = {
+  main: {
+    name: "wgslirpy",
+    description: `${DESCRIPTION} (wgslirpy ${VERSION})`,
+    usage: "[OPTIONS]  |  wgslirpy COMMAND [OPTIONS]",
+    flags: MAIN_FLAGS,
+    commands: [
+      { name: "up", description: "quick start: keep keys in the state directory, print the peer's config, serve" },
+      { name: "genkey", description: "print a new private key (like wg genkey)" },
+      { name: "pubkey", description: "read a private key on stdin, print its public key (like wg pubkey)" },
+      { name: "replay", description: "feed the peer-side packets of a pcap through the netstack" },
+    ],
   },
-  args: cittyArgs(UP_FLAGS),
-});
-const genkeyCommand = defineCommand({
-  meta: { name: "genkey", description: "print a new private key (like wg genkey)" },
-  args: cittyArgs(KEYTOOL_FLAGS),
-});
-const pubkeyCommand = defineCommand({
-  meta: { name: "pubkey", description: "read a private key on stdin, print its public key (like wg pubkey)" },
-  args: cittyArgs(KEYTOOL_FLAGS),
-});
-const replayCommand = defineCommand({
-  meta: {
-    name: "replay",
-    description: "feed the peer-side packets of a pcap through the netstack and print what it does",
+  up: {
+    name: "wgslirpy up",
+    description:
+      "Quick start: keep a gateway and a peer key pair in the state directory, print the peer's wg-quick " +
+      "config when the keys are created (or with --print-config-only), and serve.",
+    usage: "[OPTIONS]",
+    flags: UP_FLAGS,
   },
-  args: cittyArgs(REPLAY_FLAGS),
-});
-const mainCommand = defineCommand({
-  meta: { name: "wgslirpy", description: DESCRIPTION },
-  args: cittyArgs(MAIN_FLAGS),
-  subCommands: { up: upCommand, genkey: genkeyCommand, pubkey: pubkeyCommand, replay: replayCommand },
-});
+  genkey: {
+    name: "wgslirpy genkey",
+    description: "Print a new private key (like wg genkey).",
+    usage: "",
+    flags: KEYTOOL_FLAGS,
+  },
+  pubkey: {
+    name: "wgslirpy pubkey",
+    description: "Read a private key on stdin, print its public key (like wg pubkey).",
+    usage: "< private.key",
+    flags: KEYTOOL_FLAGS,
+  },
+  replay: {
+    name: "wgslirpy replay",
+    description: "Feed the peer-side packets of a pcap capture through the netstack and print what it does.",
+    usage: "[OPTIONS] FILE",
+    flags: REPLAY_FLAGS,
+    positionals: [{ name: "FILE", description: "a pcap file (LINKTYPE_RAW, e.g. written by --pcap)" }],
+  },
+};
 
 function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, " ").trim();
 }
 
-function wantsHelp(argv: readonly string[]): boolean {
+/** Whether one of `names` appears among the options (before `--`). */
+function wantsSwitch(argv: readonly string[], names: readonly string[]): boolean {
   for (const a of argv) {
     if (a === "--") return false;
-    if (a === "--help" || a === "-h") return true;
+    if (names.includes(a)) return true;
   }
   return false;
 }
+const wantsHelp = (argv: readonly string[]) => wantsSwitch(argv, ["--help", "-h"]);
 
 /** Run the program; resolves to the exit status. */
 export async function runCli(argv: readonly string[], io: CliIo = processIo): Promise<number> {
   const sub = argv[0];
+  const help = (cmd: CommandHelp) => io.stdout(renderHelp(cmd, helpWidth(io.columns?.())));
   try {
     if (sub === "replay") {
       const rest = argv.slice(1);
       if (wantsHelp(rest)) {
-        io.stdout(`${await renderUsage(replayCommand, mainCommand)}\n`);
+        help(COMMANDS.replay);
         return EXIT_OK;
       }
       return await runReplay(rest, io);
     }
     if (sub === "up" || sub === "genkey" || sub === "pubkey") {
       const rest = argv.slice(1);
-      const cmd = sub === "up" ? upCommand : sub === "genkey" ? genkeyCommand : pubkeyCommand;
       if (wantsHelp(rest)) {
-        io.stdout(`${await renderUsage(cmd, mainCommand)}\n`);
+        help(COMMANDS[sub]);
         return EXIT_OK;
       }
       if (sub === "up") return await runUp(rest, io);
@@ -132,15 +136,19 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
       return EXIT_OK;
     }
     if (wantsHelp(argv)) {
-      io.stdout(`${await renderUsage(mainCommand)}\n`);
+      help(COMMANDS.main);
+      return EXIT_OK;
+    }
+    if (wantsSwitch(argv, ["--version"])) {
+      io.stdout(`wgslirpy ${VERSION}\n`);
       return EXIT_OK;
     }
     const options = parseGatewayArgs(argv, io);
-    const log = createLogger(options.logLevel);
+    const log = createLogger(options.logLevel, { format: options.logFormat });
     if (options.mode === "gue") log.warn("GUE/FOU mode: packets travel unencrypted and unauthenticated");
-    return await serve(options, log, io);
+    return await serve(options, log);
   } catch (e) {
-    if (e instanceof CliError || e instanceof StateError) {
+    if (e instanceof CliError || e instanceof StateError || e instanceof StartupError) {
       io.stderr(`wgslirpy: error: ${oneLine(e.message)}\n`);
       return EXIT_USAGE;
     }
@@ -159,6 +167,8 @@ async function runReplay(argv: readonly string[], io: CliIo): Promise<number> {
   const pingable = r.string("pingable");
   if (pingable !== undefined && !isIP(pingable))
     throw new CliError(`invalid --pingable "${pingable}": not an IP address`);
+  const dns = r.endpoint("dns");
+  const mtu = r.int("mtu", 576, 65535, 1420);
   const file = parsed.positionals[0] as string;
   let data: Uint8Array;
   try {
@@ -173,8 +183,8 @@ async function runReplay(argv: readonly string[], io: CliIo): Promise<number> {
       upstream,
       peers: r.all("peer"),
       pingable,
-      dns: r.endpoint("dns"),
-      mtu: r.int("mtu", 576, 65535, 1420),
+      dns,
+      mtu,
       out: (line) => io.stdout(`${line}\n`),
     });
   } catch (e) {
@@ -192,17 +202,22 @@ async function runUp(argv: readonly string[], io: CliIo): Promise<number> {
   const args = parseUpArgs(argv, io.env);
   const dir = args.stateDir ?? resolveStateDir(io.env, io.home());
   const keys = loadOrCreateKeys(dir);
-  const log = createLogger(args.options.logLevel);
+  const log = createLogger(args.options.logLevel, { format: args.options.logFormat });
   if (keys.created.length > 0) log.info(`created ${keys.created.join(" and ")} in ${dir}`);
   for (const f of keys.looseFiles) log.warn(`${f} is readable by other users; chmod 600 it`);
   const endpoint = peerEndpointFor(args.options.bind, args.publicEndpoint, io.interfaces());
-  io.stdout(renderPeerConfig(keys, args.options, endpoint));
+  // The config holds the peer's private key: print it when it is new or asked for, not on every start.
+  if (keys.created.length > 0 || args.printConfigOnly || args.showConfig) {
+    io.stdout(renderPeerConfig(keys, args.options, endpoint));
+  } else {
+    log.info(`peer keys kept in ${dir}; "wgslirpy up --print-config-only" prints the peer's config`);
+  }
   if (args.printConfigOnly) return EXIT_OK;
-  return await serve(upGatewayOptions(args, keys), log, io);
+  return await serve(upGatewayOptions(args, keys), log);
 }
 
 /** Start the gateway and run until it ends or SIGINT/SIGTERM (a second signal exits at once). */
-async function serve(options: GatewayOptions, log: Logger, io: CliIo): Promise<number> {
+async function serve(options: GatewayOptions, log: Logger): Promise<number> {
   const { startGateway } = await import("../index.ts");
   const ac = new AbortController();
   const onSignal = () => {
@@ -213,14 +228,8 @@ async function serve(options: GatewayOptions, log: Logger, io: CliIo): Promise<n
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
-    let handle: Awaited<ReturnType<typeof startGateway>>;
-    try {
-      handle = await startGateway(options, { signal: ac.signal, log });
-    } catch (e) {
-      io.stderr(`wgslirpy: error: ${oneLine(e instanceof Error ? e.message : String(e))}\n`);
-      return EXIT_FAILURE;
-    }
-    log.info(`${options.mode === "gue" ? "GUE" : "WireGuard"} gateway listening on ${formatEndpoint(handle.local)}`);
+    // A StartupError (nothing left open) propagates to runCli: one line, exit 2.
+    const handle = await startGateway(options, { signal: ac.signal, log });
     ac.signal.addEventListener("abort", () => void handle.close(), { once: true });
     await handle.closed;
     return EXIT_OK;

@@ -7,7 +7,7 @@ import { isIP } from "node:net";
 import { PolicyParseError, parseRule } from "../gateway/policy.ts";
 import { DEFAULTS, type ForwardSpec, type GatewayOptions, type PolicyRuleSpec } from "../options.ts";
 import { type Endpoint, EndpointParseError, parseEndpoint } from "../util/endpoint.ts";
-import { LOG_LEVELS, type LogLevelName } from "../util/log.ts";
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevelName } from "../util/log.ts";
 import { KEY_LENGTH, KeyError, parseKey } from "../wireguard/keys.ts";
 import { type FlagSpec, MAIN_FLAGS } from "./flags.ts";
 
@@ -259,6 +259,10 @@ export function parseCommon(r: FlagReader, env: Record<string, string | undefine
       : envLevel !== undefined && envLevel !== ""
         ? parseLogLevel(envLevel, "WGSLIRPY_LOG")
         : "info";
+  const logFormat = r.string("log-format");
+  if (logFormat !== undefined && !(LOG_FORMATS as readonly string[]).includes(logFormat)) {
+    throw new CliError(`invalid ${r.name("log-format")} "${logFormat}": expected text or json`);
+  }
   const pcap = r.string("pcap");
   if (pcap === "") throw new CliError(`invalid ${r.name("pcap")}: empty file name`);
   return {
@@ -271,8 +275,10 @@ export function parseCommon(r: FlagReader, env: Record<string, string | undefine
     incomingUdp: r.all("incoming-udp").map((t) => parseForward(t, r.name("incoming-udp"))),
     incomingTcp: r.all("incoming-tcp").map((t) => parseForward(t, r.name("incoming-tcp"))),
     logLevel,
+    logFormat: logFormat as LogFormat | undefined,
     pcap,
     statsListen: r.endpoint("stats-listen", true),
+    statsInterval: r.has("stats-interval") ? r.int("stats-interval", 0, 86400, 0) : undefined,
     policy: parsePolicy(r),
   };
 }

@@ -31,6 +31,8 @@ export interface UpArgs {
   publicEndpoint?: string;
   stateDir?: string;
   printConfigOnly: boolean;
+  /** Print the config on start although the keys already exist (it holds the peer's private key). */
+  showConfig: boolean;
 }
 
 /** HOST:PORT where HOST is a DNS name, an IPv4 literal or a bracketed IPv6 literal. */
@@ -68,6 +70,7 @@ export function parseUpArgs(argv: readonly string[], env: Record<string, string 
       publicEndpoint === undefined ? undefined : parsePublicEndpoint(publicEndpoint, r.name("public-endpoint")),
     stateDir,
     printConfigOnly: r.switch("print-config-only"),
+    showConfig: r.switch("show-config"),
   });
 }
 

@@ -184,7 +184,7 @@ export class DnsServer {
       reply(RCODE.FORMERR);
       return;
     }
-    this.deps.log.info(`DNS query ${q.name} type ${q.qtype} from ${formatIp(peer)}`);
+    this.deps.log.debug(`DNS query ${q.name} type ${q.qtype} from ${formatIp(peer)}`);
     if (q.qclass !== CLASS_IN) {
       reply(RCODE.NOTIMP);
       return;

@@ -10,6 +10,7 @@ import { DnsCache } from "./dns-cache.ts";
 import { DnsRelay } from "./dns-relay.ts";
 import { type DnsCounters, DnsServer } from "./dns-server.ts";
 import { DnsTcpSession } from "./dns-tcp.ts";
+import { StartupScope } from "../util/startup.ts";
 import { DropCounter } from "./drops.ts";
 import { openFdCount, readFdLimit } from "./host-fds.ts";
 import { formatIpPort, ipEquals, parseIp } from "./ip-text.ts";
@@ -125,7 +126,7 @@ export class Gateway implements NetstackHandlers {
   constructor(private readonly config: GatewayConfig) {
     this.netstack = config.netstack;
     this.log = config.log;
-    this.table = new NatTable(config.log, config.clock);
+    this.table = new NatTable(config.log);
     this.tcpConnectTimeoutMs = config.tcpConnectTimeoutMs ?? DEFAULT_TCP_CONNECT_TIMEOUT_MS;
     this.policy = config.policy;
     this.denials = new DenialLog(config.clock, config.log);
@@ -198,14 +199,14 @@ export class Gateway implements NetstackHandlers {
 
   /** Bind the reverse forwards' host sockets (-t / -u). Rejects when one cannot be bound. */
   async startForwards(): Promise<void> {
-    try {
-      for (const f of this.reverseTcp) f.start();
-      await Promise.all(this.reverseUdp.map((f) => f.start()));
-    } catch (e) {
+    // One at a time so the error names the forward that failed (address and port).
+    const scope = new StartupScope();
+    scope.add(() => {
       for (const f of this.reverseTcp) f.close();
       for (const f of this.reverseUdp) f.close();
-      throw e;
-    }
+    });
+    for (const f of this.reverseTcp) await scope.bind("TCP forward (-t)", f.local, () => f.start());
+    for (const f of this.reverseUdp) await scope.bind("UDP forward (-u)", f.local, () => f.start());
   }
 
   /** The bound host addresses of the reverse forwards, in option order (ports filled in). */

@@ -1,8 +1,6 @@
 import type { IpAddr } from "../netstack/types.ts";
-import type { Clock } from "../util/clock.ts";
 import type { Logger } from "../util/log.ts";
 import { formatIp, formatIpPort } from "./ip-text.ts";
-import { LogThrottle, moreSuffix } from "./log-throttle.ts";
 
 /**
  * The gateway's NAT table, keyed like the seed's NatKey: TCP by both endpoints, UDP by the client
@@ -40,16 +38,8 @@ export class NatTable<E extends NatEntry = NatEntry> {
   /** Entries ever created (a counter, never decremented). */
   created = 0;
 
-  /** "New NAT entry" info lines: at most this many per second, so a flood of flows cannot flood the log. */
-  static readonly NEW_ENTRY_LINES_PER_SECOND = 20;
-  private readonly newEntryLines: LogThrottle | undefined;
-
-  constructor(
-    private readonly log: Logger,
-    clock?: Clock,
-  ) {
-    this.newEntryLines = clock && new LogThrottle(clock, 1000, NatTable.NEW_ENTRY_LINES_PER_SECOND);
-  }
+  /** Per-flow lines ("New NAT entry", "Finished serving") are debug: info tells the peer's story. */
+  constructor(private readonly log: Logger) {}
 
   get(key: string): E | undefined {
     return this.entries.get(key);
@@ -61,10 +51,7 @@ export class NatTable<E extends NatEntry = NatEntry> {
     this.entries.set(entry.key, entry);
     this.live[entry.kind]++;
     this.created++;
-    // Over the rate the line goes to debug, so a debug log still lists every entry.
-    const left = this.newEntryLines ? this.newEntryLines.take("new") : 0;
-    if (left >= 0) this.log.info(`New NAT entry for ${entry.key}${moreSuffix(left)}`);
-    else this.log.debug(`New NAT entry for ${entry.key}`);
+    this.log.debug(`New NAT entry for ${entry.key}`);
     return true;
   }
 

@@ -83,7 +83,7 @@ export class ReverseTcpBridge extends TcpRelay {
       ...deps,
       onFinished: (r) => {
         deps.table.remove(r);
-        deps.log.info(`  Finished serving ${from}`);
+        deps.log.debug(`  Finished serving ${from}`);
       },
     });
     this.sock = sock;
@@ -203,7 +203,7 @@ export class ReverseTcpForward {
       sock.terminate();
       return undefined;
     }
-    this.deps.log.info(
+    this.deps.log.debug(
       `Incoming TCP connection from ${from} to ${formatEndpoint(this.local)} on host side. Connecting from ${formatIpPort(src, flow.srcPort)} to ${formatEndpoint(spec.destination)} within Wireguard.`,
     );
     const bridge = new ReverseTcpBridge(key, conn, this.deps, sock, from, ticket);
@@ -382,7 +382,7 @@ export class ReverseUdpForward {
     }
     const key = `UDP ${formatIpPort(dst, spec.destination.port)} <- ${formatIpPort(src, srcPort)} (forward)`;
     const m = new ReverseUdpMapping(key, senderKey, sender, src, srcPort, dst, spec.destination.port, this, this.deps);
-    this.deps.log.info(
+    this.deps.log.debug(
       `Incoming UDP from ${formatEndpoint(sender)} to ${formatEndpoint(this.local)} on host side. Sending from ${formatIpPort(src, srcPort)} to ${formatEndpoint(spec.destination)} within Wireguard.`,
     );
     this.bySender.set(senderKey, m);

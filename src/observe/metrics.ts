@@ -1,34 +1,110 @@
 /**
- * Render nested stats objects as Prometheus text exposition: every finite number becomes a gauge
- * named after its path (`wgslirpy_tunnel_rx_packets`); a `drops` record becomes one series with a
- * `reason` label, so new drop reasons need no new metric names.
+ * Render nested stats objects as Prometheus text exposition (format 0.0.4): every finite number
+ * becomes one sample named after its path (`wgslirpy_tunnel_rx_packets_total`), grouped into
+ * families with `# HELP` and `# TYPE`. Cumulative figures are counters (suffix `_total`); figures
+ * that go up and down (live flows, buffered bytes, timestamps) are gauges. A `drops` record
+ * becomes one counter family with a `reason` label, so new drop reasons need no new names.
+ *
+ * Labelled subtrees (the hook for per-peer series): a value `{ [LABELLED]: [{ labels, stats }] }`
+ * renders each element's stats with its labels, all into the same families.
  */
-export function toPrometheus(stats: unknown, prefix = "wgslirpy"): string {
-  const lines: string[] = [];
-  walk(stats, prefix, lines);
-  return `${lines.join("\n")}\n`;
+
+export const LABELLED = Symbol("labelled");
+export interface LabelledStats {
+  [LABELLED]: { labels: Record<string, string>; stats: unknown }[];
 }
 
-function walk(value: unknown, name: string, out: string[]): void {
-  if (typeof value === "number") {
-    if (Number.isFinite(value)) out.push(`${name} ${value}`);
-    return;
+type MetricType = "counter" | "gauge";
+
+interface Family {
+  type: MetricType;
+  help: string;
+  samples: string[];
+}
+
+/** Keys (last path element) whose value goes up and down. */
+const GAUGE_KEY =
+  /^(live|current|open|pending|queued)|[bB]uffered|[oO]utOfOrder|[lL]ast[A-Z]|At$|Bytes$|[sS]ize$|[cC]apacity$/;
+/** Gauges among the Bytes-suffixed keys are buffers; cumulative byte counts read as counters. */
+const COUNTER_BYTES = /^(rx|tx)Bytes$|^bytes(In|Out)$|Bytes(In|Out|Sent|Received)$/;
+
+/** Hand-written help for the families an operator looks at first; the rest say where they come from. */
+const HELP: Record<string, string> = {
+  wgslirpy_tunnel_rx_packets_total: "Inner IP packets received from the peer",
+  wgslirpy_tunnel_tx_packets_total: "Inner IP packets sent to the peer",
+  wgslirpy_tunnel_rx_bytes_total: "Outer bytes of authenticated messages received from the peer",
+  wgslirpy_tunnel_tx_bytes_total: "Outer bytes sent to the peer",
+  wgslirpy_tunnel_handshakes_completed_total: "WireGuard handshakes completed",
+  wgslirpy_tunnel_last_handshake_at: "Wall-clock time of the last completed handshake, ms since the epoch (0 = never)",
+  wgslirpy_tunnel_drops_total: "Outer datagrams dropped by the tunnel, by reason",
+  wgslirpy_gateway_live_tcp: "TCP flows open now",
+  wgslirpy_gateway_live_udp: "UDP NAT mappings open now",
+  wgslirpy_gateway_live_ping: "Echo (ping) NAT entries open now",
+  wgslirpy_gateway_drops_total: "Flows and packets the gateway dropped, by reason",
+  wgslirpy_netstack_drops_total: "Inner packets the netstack dropped, by reason",
+  wgslirpy_tcp_drops_total: "TCP segments dropped, by reason",
+};
+
+export function toPrometheus(stats: unknown, prefix = "wgslirpy"): string {
+  const families = new Map<string, Family>();
+  walk(stats, prefix, [], families, "");
+  const out: string[] = [];
+  for (const [name, f] of families) {
+    out.push(`# HELP ${name} ${escapeHelp(f.help)}`, `# TYPE ${name} ${f.type}`, ...f.samples);
   }
-  if (typeof value === "boolean") {
-    out.push(`${name} ${value ? 1 : 0}`);
-    return;
-  }
+  return `${out.join("\n")}\n`;
+}
+
+function walk(value: unknown, name: string, path: string[], families: Map<string, Family>, labels: string): void {
   if (value === null || typeof value !== "object") return;
+  const labelled = (value as Partial<LabelledStats>)[LABELLED];
+  if (labelled) {
+    for (const { labels: l, stats } of labelled) walk(stats, name, path, families, joinLabels(labels, l));
+    return;
+  }
   for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
     const child = `${name}_${snake(key)}`;
+    const childPath = [...path, key];
     if (key === "drops" && v !== null && typeof v === "object") {
       for (const [reason, n] of Object.entries(v as Record<string, unknown>)) {
-        if (typeof n === "number" && Number.isFinite(n)) out.push(`${child}{reason="${escapeLabel(reason)}"} ${n}`);
+        if (typeof n !== "number" || !Number.isFinite(n)) continue;
+        const l = joinLabels(labels, { reason });
+        sample(families, `${child}_total`, "counter", childPath, `{${l}}`, n);
       }
       continue;
     }
-    walk(v, child, out);
+    if (typeof v === "number" || typeof v === "boolean") {
+      const n = typeof v === "boolean" ? (v ? 1 : 0) : v;
+      if (!Number.isFinite(n)) continue;
+      const gauge = typeof v === "boolean" || (GAUGE_KEY.test(key) && !COUNTER_BYTES.test(key));
+      const l = labels ? `{${labels}}` : "";
+      if (gauge) sample(families, child, "gauge", childPath, l, n);
+      else sample(families, `${child}_total`, "counter", childPath, l, n);
+      continue;
+    }
+    walk(v, child, childPath, families, labels);
   }
+}
+
+function sample(
+  families: Map<string, Family>,
+  name: string,
+  type: MetricType,
+  path: string[],
+  labels: string,
+  n: number,
+): void {
+  let f = families.get(name);
+  if (!f) {
+    f = { type, help: HELP[name] ?? `${path.join(".")} in /stats (${type})`, samples: [] };
+    families.set(name, f);
+  }
+  f.samples.push(`${name}${labels} ${n}`);
+}
+
+function joinLabels(existing: string, add: Record<string, string>): string {
+  const parts = Object.entries(add).map(([k, v]) => `${snake(k)}="${escapeLabel(v)}"`);
+  return [existing, ...parts].filter((p) => p !== "").join(",");
 }
 
 /** camelCase and kebab-case to snake_case, keeping only characters Prometheus allows. */
@@ -41,4 +117,8 @@ function snake(key: string): string {
 
 function escapeLabel(s: string): string {
   return s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
+
+function escapeHelp(s: string): string {
+  return s.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
 }

@@ -1,3 +1,4 @@
+import { closeSync, fchmodSync, openSync } from "node:fs";
 import type { FileSink } from "bun";
 import type { IpLink } from "../link.ts";
 import type { Clock } from "../util/clock.ts";
@@ -39,13 +40,23 @@ export function pcapRecordHeader(wallMs: number, length: number, into = new Uint
  */
 export class PcapWriter {
   private readonly sink: FileSink;
+  private readonly fd: number;
+  private closed = false;
   packets = 0;
 
+  /** Creates (or truncates) `path` mode 0600: it holds decrypted traffic. Throws the OS error. */
   constructor(
     path: string,
     private readonly clock: Clock,
   ) {
-    this.sink = Bun.file(path).writer({ highWaterMark: 1 << 20 });
+    this.fd = openSync(path, "w", 0o600);
+    try {
+      fchmodSync(this.fd, 0o600); // an existing file keeps its mode through open(O_TRUNC)
+    } catch (e) {
+      closeSync(this.fd);
+      throw e;
+    }
+    this.sink = Bun.file(this.fd).writer({ highWaterMark: 1 << 20 });
     this.sink.write(pcapFileHeader());
   }
 
@@ -56,7 +67,10 @@ export class PcapWriter {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.sink.end();
+    closeSync(this.fd);
   }
 }
 

@@ -46,7 +46,7 @@ export type HandshakeRejection = "badMac1" | "badMac2" | "rateLimited" | "handsh
 export interface HandshakeQueueHooks {
   /** Run the handshake crypto for a message that passed. */
   process(data: Uint8Array, from: Endpoint): void;
-  reject(reason: HandshakeRejection): void;
+  reject(reason: HandshakeRejection, from: Endpoint): void;
   /** Send a cookie reply (64 bytes) to `to`. */
   sendCookieReply(reply: Uint8Array, to: Endpoint): void;
 }
@@ -142,7 +142,7 @@ export class HandshakeQueue {
   submit(data: Uint8Array, from: Endpoint): void {
     if (this.closed) return;
     if (!this.checker.checkMac1(data)) {
-      this.hooks.reject("badMac1");
+      this.hooks.reject("badMac1", from);
       return;
     }
     const now = this.clock.now();
@@ -155,11 +155,11 @@ export class HandshakeQueue {
       const source = cookieSource(from);
       if (!this.checker.checkMac2(data, source)) {
         this.hooks.sendCookieReply(this.checker.createReply(data, readU32LE(data, 4), source), from);
-        this.hooks.reject("badMac2");
+        this.hooks.reject("badMac2", from);
         return;
       }
       if (!this.limiter.allow(from.address)) {
-        this.hooks.reject("rateLimited");
+        this.hooks.reject("rateLimited", from);
         return;
       }
     }
@@ -169,7 +169,7 @@ export class HandshakeQueue {
       return;
     }
     if (this.size >= this.capacity) {
-      this.hooks.reject("handshakeQueueFull");
+      this.hooks.reject("handshakeQueueFull", from);
       return;
     }
     // A copy: the transport's buffer may be reused once this callback returns.

@@ -69,6 +69,23 @@ export interface WireGuardTunnelConfig {
    * loads, else @noble/ciphers; env WGSLIRPY_AEAD=noble forces noble).
    */
   aead?: AeadFactory;
+  /** What an operator wants to know about (observe/peer-log.ts turns these into log lines). */
+  events?: TunnelEvents;
+}
+
+/** Handshake reasons reported to TunnelEvents.handshakeRejected. */
+export type RefusedHandshake = "badMac1" | "unknownPeer" | "handshakeDecrypt" | "handshakeReplay" | "handshakeFlood";
+
+/** Session lifecycle hooks; called off the transport hot path (handshakes, roaming, timeouts). */
+export interface TunnelEvents {
+  /** A handshake completed; `rekey` when a session was already up (a routine key rotation). */
+  sessionEstablished?(endpoint: Endpoint | undefined, rekey: boolean): void;
+  /** The session that was up is gone: its keys expired, or re-handshaking gave up. */
+  sessionLost?(reason: string, endpoint: Endpoint | undefined): void;
+  /** An authenticated packet came from a new address: replies go there now. */
+  roamed?(from: Endpoint, to: Endpoint): void;
+  /** An initiation or response was refused (wrong key, bad MAC1, stale timestamp...). */
+  handshakeRejected?(reason: RefusedHandshake, from: Endpoint): void;
 }
 
 /** Drop reasons, counted in stats.drops. */
@@ -141,6 +158,9 @@ export class WireGuardTunnel implements IpLink {
   private staged: Uint8Array[] = [];
   private lastSentHandshakeAt = Number.NEGATIVE_INFINITY;
   private sessionCount = 0;
+  /** A session is up (for TunnelEvents: established vs rekeyed, and lost). */
+  private sessionUp = false;
+  private readonly events: TunnelEvents;
   private closed = false;
 
   constructor(cfg: WireGuardTunnelConfig) {
@@ -148,6 +168,7 @@ export class WireGuardTunnel implements IpLink {
     this.clock = cfg.clock;
     this.random = cfg.random;
     this.log = cfg.log;
+    this.events = cfg.events ?? {};
     if (cfg.aead) {
       this.aead = cfg.aead;
       this.log.debug(`WireGuard AEAD: ${aeadBackendName(cfg.aead)} (configured)`);
@@ -164,7 +185,7 @@ export class WireGuardTunnel implements IpLink {
       new CookieChecker(localPublic, cfg.clock, cfg.random),
       {
         process: (data, from) => this.onHandshake(data, from),
-        reject: (reason) => this.drop(reason),
+        reject: (reason, from) => (reason === "badMac1" ? this.rejectHandshake(reason, from) : this.drop(reason)),
         sendCookieReply: (reply, to) => {
           this.log.debug("Sending cookie_reply");
           this.stats.cookieRepliesSent++;
@@ -181,7 +202,10 @@ export class WireGuardTunnel implements IpLink {
       {
         sendKeepalive: () => this.sendKeepalive(),
         sendHandshakeInitiation: (isRetry) => this.sendHandshakeInitiation(isRetry),
-        handshakeGaveUp: () => this.discardStaged("noSession"),
+        handshakeGaveUp: () => {
+          this.discardStaged("noSession");
+          this.lostSession("no handshake answer for 90 s");
+        },
         zeroKeyMaterial: () => this.zeroKeyMaterial(),
         log: (m) => this.log.debug(m),
       },
@@ -203,6 +227,11 @@ export class WireGuardTunnel implements IpLink {
       handshakeLoad: this.handshakeQueue.stats,
       drops,
     };
+  }
+
+  /** A handshake has completed and its session has not been lost since. */
+  get hasSession(): boolean {
+    return this.sessionUp;
   }
 
   /** The peer's current address: roams to the source of every authenticated packet. */
@@ -395,6 +424,20 @@ export class WireGuardTunnel implements IpLink {
     this.stats.lastHandshakeAt = this.clock.wallNow();
     this.sessionCount++;
     this.log.debug(`New session session=${this.sessionCount} local_idx=${kp.localIndex} remote_idx=${kp.remoteIndex}`);
+    this.events.sessionEstablished?.(this.currentEndpoint, this.sessionUp);
+    this.sessionUp = true;
+  }
+
+  private lostSession(reason: string): void {
+    if (!this.sessionUp) return;
+    this.sessionUp = false;
+    this.events.sessionLost?.(reason, this.currentEndpoint);
+  }
+
+  /** A refused handshake: counted, and reported (the log rate-limits it). */
+  private rejectHandshake(reason: RefusedHandshake, from: Endpoint): void {
+    this.drop(reason);
+    this.events.handshakeRejected?.(reason, from);
   }
 
   private zeroKeyMaterial(): void {
@@ -404,6 +447,7 @@ export class WireGuardTunnel implements IpLink {
     this.keypairs.clear();
     this.handshake.clear();
     this.discardStaged("noSession");
+    this.lostSession(`no new keys for ${(REJECT_AFTER_TIME * 3) / 1000} s`);
   }
 
   // ---------------------------------------------------------------- receiving
@@ -459,6 +503,7 @@ export class WireGuardTunnel implements IpLink {
     const ep = this.currentEndpoint;
     if (ep && ep.port === from.port && ep.address === from.address) return;
     this.currentEndpoint = { address: from.address, port: from.port };
+    if (ep) this.events.roamed?.(ep, this.currentEndpoint);
   }
 
   private receiveInitiation(data: Uint8Array, from: Endpoint): void {
@@ -469,7 +514,8 @@ export class WireGuardTunnel implements IpLink {
     }
     const err = this.handshake.consumeInitiation(msg, this.clock.now());
     if (err) {
-      this.drop(err);
+      if (err === "badState" || err === "unknownIndex") this.drop(err);
+      else this.rejectHandshake(err, from);
       return;
     }
     this.log.debug(`Received handshake_initiation remote_idx=${msg.sender}`);

@@ -54,19 +54,67 @@ test("pcap records the peer's echo request and our reply; /stats and /metrics re
   } else console.log("tshark not installed: skipped the tshark -r check");
 });
 
-test("/stats and /metrics over HTTP", async () => {
+test("/stats, /readyz and /metrics over HTTP: ready once a session is up; promtool accepts the exposition", async () => {
+  const gwKey = generatePrivateKey();
+  const clientKey = generatePrivateKey();
+  // -p toward a port where nothing answers: the gateway is not ready until a peer handshakes.
   const gw = await startGateway(
-    testGatewayOptions(generatePrivateKey(), generatePrivateKey(), { statsListen: { address: "127.0.0.1", port: 0 } }),
+    testGatewayOptions(gwKey, clientKey, {
+      statsListen: { address: "127.0.0.1", port: 0 },
+      peerEndpoint: { address: "127.0.0.1", port: 9 },
+    }),
   );
+  const base = `http://127.0.0.1:${gw.statsLocal?.port}`;
+  let client: TestClient | undefined;
   try {
-    const port = gw.statsLocal?.port;
-    expect(port).toBeGreaterThan(0);
-    const stats = (await (await fetch(`http://127.0.0.1:${port}/stats`)).json()) as { liveTcp: number };
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    expect((await fetch(`${base}/readyz`)).status).toBe(503);
+    client = await TestClient.connect({
+      privateKey: clientKey,
+      gatewayPublicKey: publicKeyOf(gwKey),
+      gateway: gw.local,
+    });
+    await client.handshake();
+    client.ping("10.0.2.1", 7, 1, new TextEncoder().encode("metrics"));
+    await until(() => (client?.rawReceived.length ?? 0) > 0, 3000, "echo reply");
+    await until(() => gw.ready(), 3000, "ready");
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    const stats = (await (await fetch(`${base}/stats`)).json()) as { liveTcp: number };
     expect(stats.liveTcp).toBe(0);
-    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    expect(metrics).toContain("wgslirpy_live_tcp 0\n");
-    expect(metrics).toMatch(/wgslirpy_tunnel_drops\{reason="[a-zA-Z]+"\} 0/);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toContain("\nwgslirpy_ready 1\n");
+    expect(metrics).toContain("\nwgslirpy_tunnel_handshakes_completed_total 1\n");
+    expect(metrics).toMatch(/\nwgslirpy_tunnel_drops_total\{reason="[a-zA-Z]+"\} 0\n/);
+    expect(metrics).not.toContain("wgslirpy_live_tcp"); // one name per figure: only wgslirpy_gateway_live_tcp
+    // Every family has HELP then TYPE before its samples, and no name appears in two families.
+    const seen = new Set<string>();
+    let current = "";
+    const lines = metrics.trimEnd().split("\n");
+    for (let i = 0; i < lines.length; i++) {
+      const l = lines[i] as string;
+      const help = l.match(/^# HELP (\S+) \S/);
+      if (help) {
+        current = help[1] as string;
+        expect(seen.has(current), current).toBe(false);
+        seen.add(current);
+        expect(lines[i + 1]).toMatch(new RegExp(`^# TYPE ${current} (counter|gauge)$`));
+        i++;
+        continue;
+      }
+      expect(l.match(/^([a-z0-9_]+)[{ ]/)?.[1], l).toBe(current);
+    }
+    expect(seen.size).toBeGreaterThan(30);
+    // Prometheus's own parser and linter (Debian package prometheus): HELP, TYPE, _total, names.
+    const promtool = Bun.which("promtool");
+    if (promtool) {
+      const p = Bun.spawnSync([promtool, "check", "metrics"], { stdin: new TextEncoder().encode(metrics) });
+      expect(`${p.stdout}${p.stderr}`).toBe("");
+      expect(p.exitCode).toBe(0);
+    } else if (process.env.CI) {
+      throw new Error("promtool missing: install the Debian package prometheus (.ci/run does)");
+    } else console.log("promtool not installed: skipped promtool check metrics");
   } finally {
+    client?.close();
     await gw.close();
   }
 });

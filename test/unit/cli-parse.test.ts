@@ -409,6 +409,7 @@ describe("up", () => {
         ...BASE_DEFAULTS,
       },
       printConfigOnly: false,
+      showConfig: false,
     });
   });
 
@@ -445,6 +446,7 @@ describe("up", () => {
       publicEndpoint: "vpn.example.org:443",
       stateDir: "/tmp/s",
       printConfigOnly: true,
+      showConfig: false,
     });
   });
 

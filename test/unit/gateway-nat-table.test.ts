@@ -87,7 +87,7 @@ describe("NatTable", () => {
     expect(table.count("udp")).toBe(1);
   });
 
-  test("logs New NAT entry at info and Finished serving at debug", () => {
+  test("per-flow lines are debug: New NAT entry, Finished serving", () => {
     const lines: string[] = [];
     const log = {
       info: (m: string) => lines.push(`info ${m}`),
@@ -98,28 +98,8 @@ describe("NatTable", () => {
     table.add(e);
     e.close();
     expect(lines).toEqual([
-      "info New NAT entry for TCP 10.0.0.2:1 -> 93.184.216.34:2",
+      "debug New NAT entry for TCP 10.0.0.2:1 -> 93.184.216.34:2",
       "debug Finished serving TCP 10.0.0.2:1 -> 93.184.216.34:2",
     ]);
-  });
-
-  test("New NAT entry info lines are rate-limited: the rest go to debug and are counted in the next info line", () => {
-    const info: string[] = [];
-    let debug = 0;
-    const log = {
-      info: (m: string) => info.push(m),
-      debug: () => debug++,
-    } as unknown as typeof silentLogger;
-    const clock = new VirtualClock();
-    const table = new NatTable(log, clock);
-    for (let i = 1; i <= 100; i++) table.add(new Entry("tcp", tcpNatKey(a, i, b, 2), table));
-    expect(info.length).toBe(NatTable.NEW_ENTRY_LINES_PER_SECOND);
-    expect(debug).toBe(100 - NatTable.NEW_ENTRY_LINES_PER_SECOND);
-    clock.advance(1000);
-    table.add(new Entry("tcp", tcpNatKey(a, 101, b, 2), table));
-    expect(info.at(-1)).toBe(
-      `New NAT entry for TCP 10.0.0.2:101 -> 93.184.216.34:2 (+${100 - NatTable.NEW_ENTRY_LINES_PER_SECOND} more since the last report)`,
-    );
-    expect(table.count("tcp")).toBe(101);
   });
 });

@@ -11,8 +11,8 @@ describe("pingable", () => {
     const clock = new VirtualClock();
     const infos: string[] = [];
     const log = {
-      info: (m: string) => infos.push(m),
-      debug: () => {},
+      info: () => {},
+      debug: (m: string) => infos.push(m),
       warn: () => {},
     } as unknown as typeof silentLogger;
     const gw = new Gateway({ netstack: new FakeNetstack(), clock, log, pingable: "10.0.0.1" });
