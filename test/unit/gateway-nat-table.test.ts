@@ -1,7 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { formatIp, formatIpPort, ipEquals, parseIp } from "../../src/gateway/ip-text.ts";
 import { type NatEntry, NatTable, pingNatKey, tcpNatKey, udpNatKey } from "../../src/gateway/nat-table.ts";
-import { VirtualClock } from "../../src/util/clock.ts";
 import { silentLogger } from "../../src/util/log.ts";
 
 class Entry implements NatEntry {

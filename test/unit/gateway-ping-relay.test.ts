@@ -79,7 +79,12 @@ class FakeEchoTransport implements EchoTransport {
 function setup(opts: { policy?: DestinationPolicy } = {}) {
   const out: Uint8Array[] = [];
   const infos: string[] = [];
-  const log = { debug: () => {}, warn: () => {}, error: () => {}, info: (m: string) => infos.push(m) } as unknown as typeof silentLogger;
+  const log = {
+    debug: () => {},
+    warn: () => {},
+    error: () => {},
+    info: (m: string) => infos.push(m),
+  } as unknown as typeof silentLogger;
   const link: IpLink = { send: (p) => out.push(p.slice()), onPacket: () => {} };
   const clock = new VirtualClock();
   const transport = new FakeEchoTransport();
