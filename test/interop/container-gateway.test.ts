@@ -11,7 +11,7 @@
 // The container's resolv.conf names the gateway's DNS address (written before the tunnel is up, so
 // no query can ever go anywhere else); its only routes are the veth subnet, 10.201.0.0/24 via the
 // peer namespace, and the tunnel. The container is removed in afterAll (and at process exit).
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { dockerSkipReason, ensurePeerImage } from "../../harness/containers/image.ts";
 import {
   installContainerExitHook,
@@ -20,6 +20,7 @@ import {
   removeTestContainers,
   startPeerContainer,
 } from "../../harness/containers/peer.ts";
+import { describeOrSkip } from "../../harness/gate.ts";
 import { Gateway } from "../../harness/gateway.ts";
 import { addRoute, interopSkipReason, sysctl } from "../../harness/netns.ts";
 import { type InetServers, PORTS, startInetServers } from "../../harness/servers.ts";
@@ -27,7 +28,6 @@ import { ADDR, createTopology, HOSTS, type Topology } from "../../harness/topolo
 import { genKeyPair } from "../../harness/wireguard-go.ts";
 
 const skip = (await dockerSkipReason()) ?? interopSkipReason(["wg", "ip", "ss", "python3"]);
-if (skip) console.log(`SKIP interop (container-gateway): ${skip}`);
 
 const PREFIX = "wgsicg-";
 const WG_IF = "wgsicg0";
@@ -36,7 +36,7 @@ const LINK = { hostIf: "wgsicg-c0", host4: "10.204.0.1", container4: "10.204.0.2
 const MiB = 1 << 20;
 const web = `http://${HOSTS.web}:${PORTS.http}`;
 
-describe.skipIf(skip !== null)("wireguard-go peer container against the gateway CLI", () => {
+describeOrSkip(skip, "wireguard-go peer container against the gateway CLI", () => {
   let t: Topology | null = null;
   let servers: InetServers | null = null;
   let gw: Gateway | null = null;

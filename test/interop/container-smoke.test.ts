@@ -2,7 +2,7 @@
 // started through testcontainers, handshakes (a) with wireguard-go in a test namespace over a veth
 // (the container has network mode "none": nothing but that veth), and (b) with a second container on
 // a docker --internal network. Cleanup removes every container this run created.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { dockerSkipReason, ensurePeerImage } from "../../harness/containers/image.ts";
@@ -14,6 +14,7 @@ import {
   removeTestContainers,
   startPeerContainer,
 } from "../../harness/containers/peer.ts";
+import { describeOrSkip } from "../../harness/gate.ts";
 import { wgGenKey } from "../../harness/kernel/peers.ts";
 import {
   addAddr,
@@ -30,11 +31,10 @@ import {
 } from "../../harness/netns.ts";
 
 const skip = (await dockerSkipReason()) ?? (have("wireguard-go") ? null : "wireguard-go missing");
-if (skip) console.warn(`container-smoke: skipped: ${skip}`);
 const NS = "csm-host";
 const WG_IF = "cswg0";
 
-describe.skipIf(skip !== null)("wireguard-go peer containers", () => {
+describeOrSkip(skip, "wireguard-go peer containers", () => {
   const procs: BgProcess[] = [];
   const started: PeerContainer[] = [];
   let work = "";

@@ -7,9 +7,10 @@
 // 10.210.0.0/24, for which this test adds an `unreachable` / `throw` route in gw (so the gateway's
 // kernel refuses them at once; gw has no other routes at all), plus a port on 10.202.0.2 whose SYNs
 // inet drops (nftables inside the inet namespace).
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createWorld, type World } from "../../harness/fixture.ts";
 import { connLines, type Fw, fwHelpers } from "../../harness/forwards.ts";
+import { describeOrSkip } from "../../harness/gate.ts";
 import { Gateway } from "../../harness/gateway.ts";
 import { type BgProcess, exec, execCheck, interopSkipReason, spawnBg, waitUntil } from "../../harness/netns.ts";
 import { useReferenceGateway } from "../../harness/reference.ts";
@@ -31,7 +32,6 @@ const skip =
     "socat",
     "nft",
   ]) ?? (useReferenceGateway ? "the reference gateway has no -t/-u/--allow/--deny/GUE" : null);
-if (skip) console.log(`SKIP interop (forwards-policy): ${skip}`);
 
 const PREFIX = "wgsifw-";
 const IFP = "wgsifw";
@@ -68,7 +68,7 @@ const forwardArgs = [
   `${ADDR.gwInet4}:${FWD.udpNoSrc},,${ADDR.tunPeer4}:${PEER_UDP}`,
 ];
 
-describe.skipIf(skip !== null)("reverse forwards, policy, ICMP errors, GUE (gateway CLI, real peers)", () => {
+describeOrSkip(skip, "reverse forwards, policy, ICMP errors, GUE (gateway CLI, real peers)", () => {
   let w: World;
   let fw: Fw;
   let peerTcp: BgProcess;

@@ -1,8 +1,9 @@
 // Issue "netstack and gateway": real clients (ping, dig, curl, python sockets) in the peer namespace,
 // through wireguard-go and the gateway CLI, to servers in the inet namespace.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { createWorld, type World } from "../../harness/fixture.ts";
+import { describeOrSkip } from "../../harness/gate.ts";
 import { exec, interopSkipReason, sleep } from "../../harness/netns.ts";
 import { curlSha256, halfClose, PORTS, sha256Hex, tcpConnectProbe, udpRequest } from "../../harness/servers.ts";
 import { ADDR, HOSTS } from "../../harness/topology.ts";
@@ -19,13 +20,12 @@ const skip = interopSkipReason([
   "bash",
   "sha256sum",
 ]);
-if (skip) console.log(`SKIP interop (gateway): ${skip}`);
 
 const PREFIX = "wgsigw-";
 const IFP = "wgsigw";
 const MiB = 1 << 20;
 
-describe.skipIf(skip !== null)("netstack and gateway (curl/dig/ping/UDP through the gateway CLI)", () => {
+describeOrSkip(skip, "netstack and gateway (curl/dig/ping/UDP through the gateway CLI)", () => {
   let w: World;
 
   beforeAll(async () => {

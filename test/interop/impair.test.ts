@@ -2,8 +2,9 @@
 // namespace reaches the gateway only through the seeded UDP impairment relay (harness/impair.ts) in
 // the gw namespace; the gateway roams to the relay. Per case: a download and an upload through the
 // gateway to the inet HTTP server, sha256 compared, completion time printed.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
+import { describeOrSkip } from "../../harness/gate.ts";
 import {
   createImpairWorld,
   describeImpairment,
@@ -16,7 +17,6 @@ import { curlSha256, PORTS, sha256Hex } from "../../harness/servers.ts";
 import { ADDR, HOSTS } from "../../harness/topology.ts";
 
 const skip = interopSkipReason(["wireguard-go", "wg", "ip", "ss", "python3", "ping", "curl", "bash", "sha256sum"]);
-if (skip) console.log(`SKIP interop (impair): ${skip}`);
 
 const PREFIX = "wgsimp-";
 const IFP = "wgsimp";
@@ -51,7 +51,7 @@ const override = Number(process.env.WGSLIRPY_IMPAIR_MIB ?? "");
 if (override > 0) for (const c of CASES) Object.assign(c, { mib: override, download: undefined });
 const downloadMib = (c: Case) => c.download?.mib ?? c.mib;
 
-describe.skipIf(skip !== null)("bulk TCP over an impaired outer path (relay between peer and gateway)", () => {
+describeOrSkip(skip, "bulk TCP over an impaired outer path (relay between peer and gateway)", () => {
   let iw: ImpairWorld;
   const t0 = performance.now();
   const sizes = [...new Set(CASES.flatMap((c) => [c.mib, downloadMib(c)]))];

@@ -12,7 +12,8 @@
 //
 // The tap gives exact outer addresses (no NAT), so the gateway's `-p 10.203.0.2:51820` reaches the
 // guest's kernel WireGuard socket directly. One VM boot per role keeps this file around a minute.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { describeOrSkip } from "../../harness/gate.ts";
 import { Gateway } from "../../harness/gateway.ts";
 import { type CommandOutcome, kernelWireGuardPeer } from "../../harness/kernel/peers.ts";
 import { kernelSkipReason } from "../../harness/kernel/vm.ts";
@@ -22,7 +23,6 @@ import { ADDR, createTopology, HOSTS, type Topology } from "../../harness/topolo
 import { genKeyPair, type KeyPair } from "../../harness/wireguard-go.ts";
 
 const skip = kernelSkipReason() ?? interopSkipReason(["wg", "ip", "ss", "python3"]);
-if (skip) console.log(`SKIP interop (kernel-gateway): ${skip}`);
 
 const PREFIX = "wgsikg-";
 const GW_PORT = 51820;
@@ -31,7 +31,7 @@ const TAP = { ifname: "wgsikgtap", host4: "10.203.0.1", guest4: "10.203.0.2", ci
 const MiB = 1 << 20;
 const web = `http://${HOSTS.web}:${PORTS.http}`;
 
-describe.skipIf(skip !== null)("kernel WireGuard (qemu guest) against the gateway CLI", () => {
+describeOrSkip(skip, "kernel WireGuard (qemu guest) against the gateway CLI", () => {
   let t: Topology | null = null;
   let servers: InetServers | null = null;
   let gw: Gateway | null = null;

@@ -18,16 +18,16 @@
 //   to the last source, which with a fixed encap-sport is the guest's GUE port).
 // Boot 2 (FOU, encap-sport auto): ipip → gateway C (`-p` guest:6555), sit → gateway D (`-p`
 //   guest:6556). The kernel's source ports are per-flow hashes where nothing listens: only `-p` works.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { describeOrSkip, optionalTool } from "../../harness/gate.ts";
 import { Gateway } from "../../harness/gateway.ts";
 import { type CommandOutcome, kernelGuePeer } from "../../harness/kernel/peers.ts";
 import { kernelSkipReason } from "../../harness/kernel/vm.ts";
-import { addRoute, type BgProcess, have, interopSkipReason, spawnBg, sysctl } from "../../harness/netns.ts";
+import { addRoute, type BgProcess, interopSkipReason, spawnBg, sysctl } from "../../harness/netns.ts";
 import { type InetServers, PORTS, startInetServers } from "../../harness/servers.ts";
 import { ADDR, createTopology, HOSTS, type Topology } from "../../harness/topology.ts";
 
 const skip = kernelSkipReason() ?? interopSkipReason(["ip", "ss", "python3"]);
-if (skip) console.log(`SKIP interop (kernel-gue): ${skip}`);
 
 const PREFIX = "wgsikgue-";
 const TAP = {
@@ -46,7 +46,7 @@ interface Capture {
 const MiB = 1 << 20;
 const web = `http://${HOSTS.web}:${PORTS.http}`;
 
-describe.skipIf(skip !== null)("kernel FOU/GUE (qemu guest) against the gateway's GUE mode", () => {
+describeOrSkip(skip, "kernel FOU/GUE (qemu guest) against the gateway's GUE mode", () => {
   let t: Topology | null = null;
   let servers: InetServers | null = null;
   const gateways: Gateway[] = [];
@@ -98,7 +98,7 @@ describe.skipIf(skip !== null)("kernel FOU/GUE (qemu guest) against the gateway'
    * the outer UDP flows as `src:sport > dst:dport` strings.
    */
   async function capture(ports: number[]): Promise<Capture | null> {
-    if (!have("tcpdump")) return null;
+    if (!optionalTool("tcpdump")) return null;
     const filter = `udp and (${ports.map((p) => `port ${p}`).join(" or ")})`;
     const p: BgProcess = spawnBg(t!.gw, "tcpdump", [
       "tcpdump",

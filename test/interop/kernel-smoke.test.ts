@@ -3,9 +3,10 @@
 // FOU/GUE datagrams whose exact bytes the test checks — the oracle for the gateway's GUE mode.
 // Everything stays inside the namespace `ksm-…`: qemu's user-mode network maps the guest's 10.0.2.2
 // to that namespace's loopback.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { describeOrSkip } from "../../harness/gate.ts";
 import { kernelGuePeer, kernelWireGuardPeer, userNetEndpoint, wgGenKey } from "../../harness/kernel/peers.ts";
 import { kernelSkipReason, runKernelPeer } from "../../harness/kernel/vm.ts";
 import {
@@ -22,7 +23,6 @@ import {
 } from "../../harness/netns.ts";
 
 const skip = kernelSkipReason() ?? (have("wireguard-go") ? null : "wireguard-go missing");
-if (skip) console.warn(`kernel-smoke: skipped: ${skip}`);
 const NS = "ksm-host";
 const REFLECTOR = join(import.meta.dir, "../../harness/kernel/udp-reflector.ts");
 
@@ -44,7 +44,7 @@ function datagrams(p: BgProcess): Dgram[] {
 }
 const ip4 = (b: Uint8Array, off: number) => Array.from(b.subarray(off, off + 4)).join(".");
 
-describe.skipIf(skip !== null)("kernel peer in qemu", () => {
+describeOrSkip(skip, "kernel peer in qemu", () => {
   const procs: BgProcess[] = [];
   let work = "";
 

@@ -1,8 +1,9 @@
 // Issue 3 (quick start): `wgslirpy up` in the gw namespace prints a wg-quick config; a wireguard-go
 // peer configured from nothing but that config gets ping, DNS and HTTP by name through it; a restart
 // with the same state directory prints the same config (same keys) and the peer reconnects.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
+import { describeOrSkip } from "../../harness/gate.ts";
 import { REPO_ROOT } from "../../harness/gateway.ts";
 import { type BgProcess, exec, interopSkipReason, killAll, sleep, spawnBg, tempDir } from "../../harness/netns.ts";
 import { curlSha256, type InetServers, PORTS, startInetServers } from "../../harness/servers.ts";
@@ -21,7 +22,6 @@ const skip = interopSkipReason([
   "bash",
   "sha256sum",
 ]);
-if (skip) console.log(`SKIP interop (quickstart): ${skip}`);
 
 const PREFIX = "wgsiqs-";
 const IFNAME = "wgsiqsp";
@@ -62,7 +62,7 @@ function configBlock(output: string): string | null {
   return end < 0 ? null : `${lines.slice(start, end + 1).join("\n")}\n`;
 }
 
-describe.skipIf(skip !== null)("quick start: `wgslirpy up` + a peer configured from its printed config", () => {
+describeOrSkip(skip, "quick start: `wgslirpy up` + a peer configured from its printed config", () => {
   let t: Topology;
   let servers: InetServers;
   let stateDir: string;

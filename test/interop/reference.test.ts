@@ -1,7 +1,8 @@
 // The harness proven without wgslirpy: wireguard-go (peer ns) <-> wireguard-go (gw ns, kernel
 // forwarding) <-> servers in the inet ns. If this fails, the harness or the machine is broken, not
 // the gateway.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { describeOrSkip } from "../../harness/gate.ts";
 import { exec, interopSkipReason } from "../../harness/netns.ts";
 import { type ReferencePair, startReferencePair } from "../../harness/reference.ts";
 import {
@@ -17,12 +18,11 @@ import { ADDR, createTopology, type Topology } from "../../harness/topology.ts";
 import { sweepWgSockets } from "../../harness/wireguard-go.ts";
 
 const skip = interopSkipReason(["wireguard-go", "wg", "ip", "python3", "curl", "ping"]);
-if (skip) console.log(`SKIP interop (reference): ${skip}`);
 
 const PREFIX = "wgsiref-";
 const IFP = "wgsiref";
 
-describe.skipIf(skip !== null)("reference path: wireguard-go <-> wireguard-go through the namespaces", () => {
+describeOrSkip(skip, "reference path: wireguard-go <-> wireguard-go through the namespaces", () => {
   let t: Topology;
   let pair: ReferencePair;
   let servers: InetServers;

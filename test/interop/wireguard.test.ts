@@ -1,19 +1,19 @@
 // Issue "WireGuard endpoint": the gateway CLI (seed flags) against a real wireguard-go peer.
 // Layout: peer ns (wireguard-go, default routes into the tunnel) -- gw ns (bun src/cli.ts) -- inet ns.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createWorld, GW_PORT, PEER_PORT, type World } from "../../harness/fixture.ts";
+import { describeOrSkip } from "../../harness/gate.ts";
 import { interopSkipReason, sleep } from "../../harness/netns.ts";
 import { fuzzUdp } from "../../harness/servers.ts";
 import { ADDR } from "../../harness/topology.ts";
 import { genKeyPair, genPsk, writeSecret } from "../../harness/wireguard-go.ts";
 
 const skip = interopSkipReason(["wireguard-go", "wg", "ip", "ss", "python3", "ping"]);
-if (skip) console.log(`SKIP interop (wireguard): ${skip}`);
 
 const PREFIX = "wgsiwg-";
 const IFP = "wgsiwg";
 
-describe.skipIf(skip !== null)("WireGuard endpoint (gateway CLI vs wireguard-go)", () => {
+describeOrSkip(skip, "WireGuard endpoint (gateway CLI vs wireguard-go)", () => {
   let w: World;
 
   beforeAll(async () => {

@@ -2,6 +2,7 @@ import { expect, test } from "bun:test";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { optionalTool } from "../../harness/gate.ts";
 import type { IpLink } from "../../src/link.ts";
 import { PcapWriter, pcapFileHeader, pcapRecordHeader, readPcap, tapLink } from "../../src/pcap/writer.ts";
 import { VirtualClock } from "../../src/util/clock.ts";
@@ -43,7 +44,7 @@ test("tapLink writes both directions and readPcap reads them back", async () => 
   expect(records.map((r) => r.timeMs)).toEqual([1_700_000_000_000, 1_700_000_000_001.5]);
   expect(Buffer.from(records[0]!.packet).equals(Buffer.from(PING))).toBe(true);
 
-  const tshark = Bun.which("tshark");
+  const tshark = optionalTool("tshark");
   if (tshark) {
     const p = Bun.spawnSync([tshark, "-r", path, "-T", "fields", "-e", "ip.src", "-e", "ip.dst", "-e", "icmp.type"]);
     expect(p.exitCode).toBe(0);
