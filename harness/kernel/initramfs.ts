@@ -27,6 +27,10 @@ import { gzipSync } from "node:zlib";
 
 export const DONE_MARKER = "WGSLIRPY-VM-DONE";
 export const BOOT_MARKER = "WGSLIRPY-VM-BOOTED";
+/** /init prints this (and the reason) instead of running /test.sh when the guest is not set up. */
+export const SETUP_FAILED_MARKER = "WGSLIRPY-VM-SETUP-FAILED";
+/** Per-run file (in the script cpio) listing what /init must find: "eth0", "share". */
+export const EXPECT_FILE = "etc/wgslirpy-expect";
 
 /** Where built artefacts are cached: $WGSLIRPY_CACHE, else /var/cache/wgslirpy (root) or ~/.cache/wgslirpy. */
 export function cacheDir(): string {
@@ -44,32 +48,66 @@ export interface GuestKernel {
 }
 
 /**
- * A kernel under /boot whose modules include WireGuard ($WGSLIRPY_KERNEL=/boot/vmlinuz-X overrides).
- * Null when there is none (harness/kernel/install.sh installs linux-image-amd64 then).
+ * The kernel version Debian's `linux-image-amd64` metapackage depends on (e.g. "6.1.0-57-amd64"),
+ * from dpkg's status: a string saying why not when dpkg has no installed linux-image-amd64.
  */
+export function debianKernelVersion(): { version: string } | { problem: string } {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's format syntax, not a template
+  const r = spawnSync("dpkg-query", ["-W", "-f=${Status}|${Depends}", "linux-image-amd64"], { encoding: "utf8" });
+  if (r.error) return { problem: `dpkg-query failed: ${r.error.message}` };
+  if (r.status !== 0 || !r.stdout.includes("install ok installed")) {
+    return { problem: "linux-image-amd64 not installed (harness/kernel/install.sh)" };
+  }
+  const m = r.stdout.match(/linux-image-([0-9][^\s,|]*)/);
+  if (!m) return { problem: `linux-image-amd64 depends on no linux-image-<version>: ${r.stdout}` };
+  return { version: m[1]! };
+}
+
+function kernelAt(vmlinuz: string): GuestKernel | string {
+  const version = basename(vmlinuz).replace(/^vmlinuz-/, "");
+  if (!existsSync(vmlinuz)) return `${vmlinuz} missing (harness/kernel/install.sh)`;
+  for (const root of ["/usr/lib/modules", "/lib/modules"]) {
+    const modulesDir = `${root}/${version}`;
+    if (existsSync(`${modulesDir}/kernel/drivers/net/wireguard`)) return { version, vmlinuz, modulesDir };
+  }
+  return `${vmlinuz} has no WireGuard module under /lib/modules/${version}`;
+}
+
+/**
+ * The guest kernel, or why there is none. $WGSLIRPY_KERNEL=/boot/vmlinuz-X overrides; else, with
+ * dpkg, the kernel `linux-image-amd64` depends on — never whatever else /boot holds (another kernel,
+ * e.g. one with a built-in virtio_pci, would make the suite pass or fail depending on the machine).
+ * Without dpkg (not Debian): the newest /boot kernel with a WireGuard module.
+ */
+export function resolveGuestKernel(): GuestKernel | string {
+  if (process.env.WGSLIRPY_KERNEL) return kernelAt(process.env.WGSLIRPY_KERNEL);
+  if (Bun.which("dpkg-query")) {
+    const deb = debianKernelVersion();
+    return "problem" in deb ? deb.problem : kernelAt(`/boot/vmlinuz-${deb.version}`);
+  }
+  if (!existsSync("/boot")) return "no /boot";
+  for (const f of readdirSync("/boot").sort().reverse()) {
+    if (!f.startsWith("vmlinuz-")) continue;
+    const k = kernelAt(`/boot/${f}`);
+    if (typeof k !== "string") return k;
+  }
+  return "no kernel with WireGuard modules under /boot";
+}
+
+/** The guest kernel (see resolveGuestKernel); null when there is none. */
 export function findGuestKernel(): GuestKernel | null {
-  const candidates: string[] = [];
-  if (process.env.WGSLIRPY_KERNEL) candidates.push(process.env.WGSLIRPY_KERNEL);
-  else if (existsSync("/boot")) {
-    for (const f of readdirSync("/boot").sort().reverse()) if (f.startsWith("vmlinuz-")) candidates.push(`/boot/${f}`);
-  }
-  for (const vmlinuz of candidates) {
-    const version = basename(vmlinuz).replace(/^vmlinuz-/, "");
-    for (const root of ["/usr/lib/modules", "/lib/modules"]) {
-      const modulesDir = `${root}/${version}`;
-      if (existsSync(`${modulesDir}/kernel/drivers/net/wireguard`) && existsSync(vmlinuz)) {
-        return { version, vmlinuz, modulesDir };
-      }
-    }
-  }
-  return null;
+  const k = resolveGuestKernel();
+  return typeof k === "string" ? null : k;
 }
 
 /** Binaries always in the image (must exist on the host) and ones included when present. */
 const REQUIRED_BINS = ["wg", "ip", "socat"];
 const DEFAULT_OPTIONAL_BINS = ["ping", "curl", "tc", "dash"];
 /** Modules always loaded (with their dependencies) and ones loaded when the kernel has them. */
-const REQUIRED_MODULES = ["virtio_net", "9pnet_virtio", "9p", "wireguard", "fou", "fou6", "ipip", "sit"];
+// virtio_pci first: it is the transport virtio_net and 9pnet_virtio sit on, yet nothing depends on it
+// by symbol, so `--show-depends virtio_net` never lists it; where it is a module (Debian 12's 6.1) and
+// not loaded, the guest has no eth0 and no 9p share. Where it is built in, modprobe says `builtin`.
+const REQUIRED_MODULES = ["virtio_pci", "virtio_net", "9pnet_virtio", "9p", "wireguard", "fou", "fou6", "ipip", "sit"];
 const OPTIONAL_MODULES = ["sch_netem", "tun"];
 
 export interface InitramfsOptions {
@@ -154,11 +192,28 @@ const INIT = `#!/bin/busybox sh
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root WG_COLOR_MODE=never
 mkdir -p /root
+setup_failed() {
+  echo "${SETUP_FAILED_MARKER} $*"
+  echo "RESULT=exit=254"
+  poweroff -f
+  sleep 60
+}
+expects() { grep -qx "$1" /${EXPECT_FILE} 2>/dev/null; }
+failed_mods=""
 while read -r m; do
-  [ -n "$m" ] && { insmod "/lib/modules/$m" || echo "WGSLIRPY-VM-INSMOD-FAILED $m"; }
+  [ -n "$m" ] && { insmod "/lib/modules/$m" || failed_mods="$failed_mods $m"; }
 done < /lib/modules/load-order
+[ -z "$failed_mods" ] || setup_failed "insmod failed:$failed_mods"
 /usr/sbin/ip link set lo up
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 share /share 2>/dev/null
+if expects eth0; then
+  i=0
+  while [ ! -e /sys/class/net/eth0 ] && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+  [ -e /sys/class/net/eth0 ] || setup_failed "no eth0 (interfaces: $(ls /sys/class/net | tr '\\n' ' ')); virtio_pci loaded?"
+fi
+share_err=$(mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 share /share 2>&1)
+if expects share; then
+  grep -q " /share 9p " /proc/mounts || setup_failed "9p share not mounted: $share_err"
+fi
 hostname kernelpeer
 echo "${BOOT_MARKER} $(cut -d' ' -f1 /proc/uptime)"
 rc=255

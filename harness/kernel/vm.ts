@@ -14,7 +14,9 @@ import {
   buildBaseInitramfs,
   cacheDir,
   DONE_MARKER,
-  findGuestKernel,
+  EXPECT_FILE,
+  resolveGuestKernel,
+  SETUP_FAILED_MARKER,
   scriptCpio,
 } from "./initramfs.ts";
 
@@ -79,6 +81,9 @@ export interface KernelPeerOptions {
 
 export type ExitReason = "done" | "timeout" | "exited" | "stopped";
 
+/** The guest booted without what it was given (no eth0, no 9p share, a module that did not load). */
+export class GuestSetupError extends Error {}
+
 export interface KernelPeerResult {
   /** Serial console, CRs removed. */
   output: string;
@@ -114,7 +119,8 @@ export function kernelSkipReason(): string | null {
   if (process.platform !== "linux") return "not Linux";
   if (process.getuid?.() !== 0) return "not root";
   if (!Bun.which("qemu-system-x86_64")) return "qemu-system-x86_64 missing (harness/kernel/install.sh)";
-  if (!findGuestKernel()) return "no kernel with WireGuard modules under /boot (harness/kernel/install.sh)";
+  const kernel = resolveGuestKernel();
+  if (typeof kernel === "string") return kernel;
   for (const b of ["busybox", "wg", "ip", "socat", "modprobe", "ldd"]) if (!Bun.which(b)) return `${b} missing`;
   return null;
 }
@@ -220,6 +226,11 @@ function preamble(net: UserNet | TapNet | NoNet): string {
   return lines.join("\n");
 }
 
+/** What /init must find before it runs the script: eth0 for a networked VM, /share when shared. */
+function expectations(net: UserNet | TapNet | NoNet, shareDir: string | undefined): string {
+  return [...(net.mode === "none" ? [] : ["eth0"]), ...(shareDir ? ["share"] : [])].map((l) => `${l}\n`).join("");
+}
+
 function validateHostFwd(f: HostFwd): void {
   const addr = f.hostAddr ?? "127.0.0.1";
   if (!/^[0-9.]+$/.test(addr)) throw new Error(`hostfwd address must be IPv4: ${addr}`);
@@ -251,7 +262,10 @@ export async function startKernelPeer(opts: KernelPeerOptions): Promise<KernelPe
     const initrd = join(work, "initrd");
     writeFileSync(
       initrd,
-      Buffer.concat([readFileSync(base.path), scriptCpio(preamble(net) + opts.script, opts.files)]),
+      Buffer.concat([
+        readFileSync(base.path),
+        scriptCpio(preamble(net) + opts.script, { ...opts.files, [EXPECT_FILE]: expectations(net, opts.shareDir) }),
+      ]),
     );
 
     let netArgs: string[] = [];
@@ -317,6 +331,12 @@ export async function startKernelPeer(opts: KernelPeerOptions): Promise<KernelPe
       clearTimeout(timer);
       await cleanup();
       const output = proc.output().replace(/\r/g, "");
+      const setupFailed = output.match(new RegExp(`${SETUP_FAILED_MARKER}.*`));
+      if (setupFailed) {
+        throw new GuestSetupError(
+          `${name}: the guest is not set up, test script not run: ${setupFailed[0]}\n${output.slice(-4000)}`,
+        );
+      }
       const results = parseResults(output);
       const done = output.includes(DONE_MARKER);
       const boot = output.match(new RegExp(`${BOOT_MARKER} ([0-9.]+)`));
@@ -332,6 +352,8 @@ export async function startKernelPeer(opts: KernelPeerOptions): Promise<KernelPe
         qemuExitCode: code,
       };
     })();
+    // Callers that only stop() or never look still must not see an unhandled rejection.
+    result.catch(() => {});
 
     return {
       proc,
