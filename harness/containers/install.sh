@@ -19,7 +19,12 @@ if ! docker info >/dev/null 2>&1; then
   if [ ! -S /var/run/docker.sock ] || ! pgrep -x dockerd >/dev/null 2>&1; then
     echo "harness/containers/install.sh: starting dockerd" >&2
     mkdir -p /var/log
-    nohup dockerd >/var/log/wgslirpy-dockerd.log 2>&1 </dev/null &
+    # dockerd outlives this script, so it must not inherit its descriptors: a caller's
+    # `flock /tmp/wgslirpy-interop.lock …` passes its lock fd down, and dockerd (and containerd)
+    # would hold that lock for as long as they run. bash closes every fd above 2 first.
+    # shellcheck disable=SC2016
+    nohup bash -c 'for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; exec dockerd' \
+      >/var/log/wgslirpy-dockerd.log 2>&1 </dev/null &
   fi
   i=0
   until docker info >/dev/null 2>&1; do
