@@ -77,12 +77,19 @@ export interface KernelPeerOptions {
   logFile?: string;
   /** Force an accelerator (default: $WGSLIRPY_QEMU_ACCEL, else KVM if it really works, else TCG). */
   accel?: Accel;
+  /**
+   * What /init must find before it runs the script, else the run rejects with GuestSetupError.
+   * Default: "eth0" unless net.mode is "none", "share" when shareDir is given.
+   */
+  requireInGuest?: ("eth0" | "share")[];
 }
 
 export type ExitReason = "done" | "timeout" | "exited" | "stopped";
 
 /** The guest booted without what it was given (no eth0, no 9p share, a module that did not load). */
-export class GuestSetupError extends Error {}
+export class GuestSetupError extends Error {
+  override name = "GuestSetupError";
+}
 
 export interface KernelPeerResult {
   /** Serial console, CRs removed. */
@@ -227,8 +234,8 @@ function preamble(net: UserNet | TapNet | NoNet): string {
 }
 
 /** What /init must find before it runs the script: eth0 for a networked VM, /share when shared. */
-function expectations(net: UserNet | TapNet | NoNet, shareDir: string | undefined): string {
-  return [...(net.mode === "none" ? [] : ["eth0"]), ...(shareDir ? ["share"] : [])].map((l) => `${l}\n`).join("");
+function defaultRequirements(net: UserNet | TapNet | NoNet, shareDir: string | undefined): ("eth0" | "share")[] {
+  return [...(net.mode === "none" ? [] : ["eth0" as const]), ...(shareDir ? ["share" as const] : [])];
 }
 
 function validateHostFwd(f: HostFwd): void {
@@ -264,7 +271,10 @@ export async function startKernelPeer(opts: KernelPeerOptions): Promise<KernelPe
       initrd,
       Buffer.concat([
         readFileSync(base.path),
-        scriptCpio(preamble(net) + opts.script, { ...opts.files, [EXPECT_FILE]: expectations(net, opts.shareDir) }),
+        scriptCpio(preamble(net) + opts.script, {
+          ...opts.files,
+          [EXPECT_FILE]: (opts.requireInGuest ?? defaultRequirements(net, opts.shareDir)).map((l) => `${l}\n`).join(""),
+        }),
       ]),
     );
 

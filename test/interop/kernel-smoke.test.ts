@@ -4,9 +4,10 @@
 // Everything stays inside the namespace `ksm-…`: qemu's user-mode network maps the guest's 10.0.2.2
 // to that namespace's loopback.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describeOrSkip } from "../../harness/gate.ts";
+import { debianKernelVersion } from "../../harness/kernel/initramfs.ts";
 import { kernelGuePeer, kernelWireGuardPeer, userNetEndpoint, wgGenKey } from "../../harness/kernel/peers.ts";
 import { kernelSkipReason, runKernelPeer } from "../../harness/kernel/vm.ts";
 import {
@@ -59,10 +60,20 @@ describeOrSkip(skip, "kernel peer in qemu", () => {
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  test("boots, runs the script, reports RESULT lines and the exit status", async () => {
+  test("boots linux-image-amd64's kernel with eth0 and the 9p share, runs the script, reports RESULT lines and the exit status", async () => {
+    const share = join(work, "share-boot");
     const r = await runKernelPeer({
       netns: NS,
-      script: "result answer 42\nresult mods $(lsmod | grep -c -E '^(wireguard|fou|fou6|ipip|sit) ')\nexit 3\n",
+      script: [
+        "result answer 42",
+        "result mods $(lsmod | grep -c -E '^(wireguard|fou|fou6|ipip|sit) ')",
+        "result kernel $(uname -r)",
+        "result eth0 $(cat /sys/class/net/eth0/operstate)",
+        "echo from-guest > /share/hello",
+        "exit 3",
+        "",
+      ].join("\n"),
+      shareDir: share,
       timeoutMs: 120_000,
     });
     console.log(
@@ -72,6 +83,29 @@ describeOrSkip(skip, "kernel peer in qemu", () => {
     expect(r.results.answer).toBe("42");
     expect(r.results.mods).toBe("5");
     expect(r.exitCode).toBe(3);
+    expect(r.results.eth0).toBe("up");
+    expect(readFileSync(join(share, "hello"), "utf8")).toBe("from-guest\n");
+    // Whatever else /boot holds, the guest runs the kernel linux-image-amd64 depends on.
+    const deb = debianKernelVersion();
+    if (!Bun.which("dpkg-query") || "problem" in deb) throw new Error("no dpkg / linux-image-amd64 here");
+    expect(r.results.kernel).toBe(deb.version);
+  }, 150_000);
+
+  test("a guest without its NIC or its 9p share fails loudly instead of running the script", async () => {
+    // net "none" gives the guest no virtio-net device and no shareDir no 9p device: /init must
+    // stop before /test.sh and the run must reject naming what is missing.
+    const [noEth0, noShare] = await Promise.allSettled([
+      runKernelPeer({ netns: null, script: "result ran yes\n", net: { mode: "none" }, requireInGuest: ["eth0"] }),
+      runKernelPeer({ netns: null, script: "result ran yes\n", net: { mode: "none" }, requireInGuest: ["share"] }),
+    ]);
+    expect(noEth0.status).toBe("rejected");
+    expect(noShare.status).toBe("rejected");
+    const why = (s: PromiseSettledResult<unknown>) => String((s as PromiseRejectedResult).reason);
+    expect(why(noEth0)).toMatch(/GuestSetupError|guest is not set up/);
+    expect(why(noEth0)).toContain("WGSLIRPY-VM-SETUP-FAILED no eth0");
+    expect(why(noShare)).toContain("WGSLIRPY-VM-SETUP-FAILED 9p share not mounted");
+    expect(why(noEth0)).not.toContain("RESULT=ran=yes");
+    expect(why(noShare)).not.toContain("RESULT=ran=yes");
   }, 150_000);
 
   test("hard timeout kills a guest that never finishes", async () => {
