@@ -25,6 +25,7 @@ import { cryptoRandom, type Random } from "./util/random.ts";
 import { StartupScope } from "./util/startup.ts";
 import { VERSION } from "./version.ts";
 import { aeadBackendName, selectAead } from "./wireguard/aead.ts";
+import { sodiumChaCha20Poly1305, sodiumSource } from "./wireguard/aead-sodium.ts";
 import { keyToBase64 } from "./wireguard/keys.ts";
 import { WireGuardTunnel } from "./wireguard/tunnel.ts";
 
@@ -111,7 +112,9 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
       throw new Error("WireGuard mode needs a private key and a peer key");
     }
     const aead = selectAead(log);
-    aeadName = aeadBackendName(aead);
+    // "embedded": the compiled binary's own copy of the native addon (see aead-sodium.ts).
+    aeadName =
+      aeadBackendName(aead) + (aead === sodiumChaCha20Poly1305 && sodiumSource() === "embedded" ? " (embedded)" : "");
     const tunnel = new WireGuardTunnel({
       privateKey: options.privateKey,
       peerPublicKey: options.peerPublicKey,

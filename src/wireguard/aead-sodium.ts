@@ -110,7 +110,88 @@ function selfTest(na: SodiumAeadApi): string | undefined {
   return undefined;
 }
 
-const requireSodium = (): unknown => createRequire(import.meta.url)("sodium-native");
+/** The N-API binding's own signatures (no argument checks; negative result = failure). */
+interface SodiumBinding {
+  crypto_aead_chacha20poly1305_ietf_ABYTES: number;
+  crypto_aead_chacha20poly1305_ietf_KEYBYTES: number;
+  crypto_aead_chacha20poly1305_ietf_NPUBBYTES: number;
+  crypto_aead_chacha20poly1305_ietf_encrypt(
+    c: Uint8Array,
+    m: Uint8Array,
+    ad: Uint8Array | undefined,
+    npub: Uint8Array,
+    k: Uint8Array,
+  ): number;
+  crypto_aead_chacha20poly1305_ietf_decrypt(
+    m: Uint8Array,
+    c: Uint8Array,
+    ad: Uint8Array | undefined,
+    npub: Uint8Array,
+    k: Uint8Array,
+  ): number;
+}
+
+/**
+ * sodium-native's prebuilt addon for this Linux CPU, required by a static path: `bun build
+ * --compile` embeds a `.node` file required that way in the executable (and loads it from there),
+ * while the package's own loader (require-addon, which searches the file system) cannot work in a
+ * compiled binary. The sizes are checked by SodiumChaCha20Poly1305 before every call.
+ */
+function requireEmbeddedBinding(): SodiumBinding {
+  if (process.platform !== "linux") throw new Error(`no embedded sodium-native for ${process.platform}`);
+  if (process.arch === "x64") return require("sodium-native/prebuilds/linux-x64/sodium-native.node");
+  if (process.arch === "arm64") return require("sodium-native/prebuilds/linux-arm64/sodium-native.node");
+  throw new Error(`no embedded sodium-native for linux-${process.arch}`);
+}
+
+/** The binding behind the package's API (the same shape as sodium-native's index.js, minus its asserts). */
+function fromBinding(b: SodiumBinding): SodiumAeadApi {
+  return {
+    crypto_aead_chacha20poly1305_ietf_ABYTES: b.crypto_aead_chacha20poly1305_ietf_ABYTES,
+    crypto_aead_chacha20poly1305_ietf_KEYBYTES: b.crypto_aead_chacha20poly1305_ietf_KEYBYTES,
+    crypto_aead_chacha20poly1305_ietf_NPUBBYTES: b.crypto_aead_chacha20poly1305_ietf_NPUBBYTES,
+    crypto_aead_chacha20poly1305_ietf_encrypt(c, m, ad, _nsec, npub, k) {
+      const n = b.crypto_aead_chacha20poly1305_ietf_encrypt(c, m, ad ?? undefined, npub, k);
+      if (n < 0) throw new Error("could not encrypt data");
+      return n;
+    },
+    crypto_aead_chacha20poly1305_ietf_decrypt(m, _nsec, c, ad, npub, k) {
+      const n = b.crypto_aead_chacha20poly1305_ietf_decrypt(m, c, ad ?? undefined, npub, k);
+      if (n < 0) throw new Error("could not verify data");
+      return n;
+    },
+  };
+}
+
+/** Where the loaded sodium-native came from: the installed package, or the addon embedded in a compiled binary. */
+export type SodiumSource = "package" | "embedded";
+let source: SodiumSource | undefined;
+
+/** The installed package first; in a `bun build --compile` binary, the embedded prebuilt addon. */
+const requireSodium = (): unknown => {
+  try {
+    const pkg = createRequire(import.meta.url)("sodium-native");
+    source = "package";
+    return pkg;
+  } catch (packageError) {
+    try {
+      const api = fromBinding(requireEmbeddedBinding());
+      source = "embedded";
+      return api;
+    } catch {
+      throw packageError;
+    }
+  }
+};
+
+/** How sodium-native was loaded (after a successful load), for the start line and benchmarks. */
+export function sodiumSource(): SodiumSource | undefined {
+  load();
+  return native ? source : undefined;
+}
+
+/** @internal For tests: the embedded-addon path, whatever the package loader would do. */
+export const requireEmbeddedSodium = (): unknown => fromBinding(requireEmbeddedBinding());
 
 let loader: () => unknown = requireSodium;
 let native: SodiumAeadApi | null | undefined; // undefined = not tried yet, null = unavailable

@@ -6,6 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { createConsola } from "consola";
+import { ipv4, ipv6, makePair } from "../../fixtures/wireguard/fixtures.ts";
 import { describeOrSkip, testOrSkip } from "../../harness/gate.ts";
 import { SeededRandom } from "../../src/util/random.ts";
 import {
@@ -16,12 +17,12 @@ import {
   selectAead,
 } from "../../src/wireguard/aead.ts";
 import {
+  requireEmbeddedSodium,
   resetSodiumLoader,
   sodiumAvailable,
   sodiumChaCha20Poly1305,
   sodiumUnavailableReason,
 } from "../../src/wireguard/aead-sodium.ts";
-import { ipv4, ipv6, makePair } from "../vectors/wireguard/fixtures.ts";
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 const unhex = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h.replace(/[\s:]/g, ""), "hex"));
@@ -143,6 +144,33 @@ describeOrSkip(sodiumSkip, "sodium-native vs noble", () => {
     }
   });
 });
+
+describeOrSkip(
+  sodiumSkip ?? (process.platform === "linux" ? null : `no embedded addon for ${process.platform}`),
+  "sodium-native's embedded addon (what a compiled binary loads)",
+  () => {
+    test("loads by its static path, passes the self-test and seals/opens byte for byte like noble", () => {
+      try {
+        resetSodiumLoader(requireEmbeddedSodium);
+        expect(sodiumUnavailableReason()).toBeUndefined();
+        for (const c of cases(9, 300)) {
+          const a = new Uint8Array(c.len + 16);
+          const b = new Uint8Array(c.len + 16);
+          nobleChaCha20Poly1305(c.key).seal(c.counter, c.plaintext, a, c.ad);
+          sodiumChaCha20Poly1305(c.key).seal(c.counter, c.plaintext, b, c.ad);
+          if (hex(a) !== hex(b)) throw new Error(`seal mismatch len=${c.len}`);
+          const out = new Uint8Array(c.len);
+          expect(sodiumChaCha20Poly1305(c.key).open(c.counter, a, out, c.ad)).toBe(true);
+          expect(hex(out)).toBe(hex(c.plaintext));
+          a[a.length - 1] = (a[a.length - 1] as number) ^ 1;
+          expect(sodiumChaCha20Poly1305(c.key).open(c.counter, a, out, c.ad)).toBe(false);
+        }
+      } finally {
+        resetSodiumLoader();
+      }
+    });
+  },
+);
 
 describe("tampering fails open on every backend (false, no throw)", () => {
   for (const [name, factory] of BACKENDS) {
