@@ -3,18 +3,24 @@
  * reference; sodium-native = libsodium via N-API, when it loads):
  *  - AEAD seal/open rate for 1420-byte packets (the transport's crypto ceiling), side by side;
  *  - transport packets/s through two WireGuardTunnels over an in-memory transport pair.
+ *  - the same AEAD rate inside a `bun build --compile` executable (this file compiled: it loads
+ *    sodium-native the way the compiled wgslirpy does, from the addon embedded in the binary).
  * Usage: bun bench/wireguard.ts [seconds-per-case, default 2]
  */
+
+import { existsSync, mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { MemoryTransport } from "../src/transport/memory.ts";
 import { realClock } from "../src/util/clock.ts";
 import { silentLogger } from "../src/util/log.ts";
 import { cryptoRandom } from "../src/util/random.ts";
-import { type AeadFactory, nobleChaCha20Poly1305 } from "../src/wireguard/aead.ts";
-import { sodiumAeadFactory, sodiumUnavailableReason } from "../src/wireguard/aead-sodium.ts";
+import { type AeadFactory, aeadBackendName, nobleChaCha20Poly1305, selectAead } from "../src/wireguard/aead.ts";
+import { sodiumAeadFactory, sodiumSource, sodiumUnavailableReason } from "../src/wireguard/aead-sodium.ts";
 import { generatePrivateKey, publicKeyOf } from "../src/wireguard/keys.ts";
 import { WireGuardTunnel } from "../src/wireguard/tunnel.ts";
 
-const seconds = Number(process.argv[2] ?? 2);
+const jsonAead = process.argv.includes("--json-aead");
+const seconds = Number(process.argv.slice(2).find((a) => !a.startsWith("--")) ?? 2);
 const SIZE = 1420;
 
 /** Calls per second of `fn` over `seconds`. */
@@ -75,6 +81,39 @@ function tunnelRate(factory: AeadFactory): { perSec: number; delivered: number; 
   return { perSec, delivered: received, drops };
 }
 
+if (jsonAead) {
+  // Inside the compiled bench: the backend the gateway would pick, and how fast it is.
+  const f = selectAead();
+  const source = aeadBackendName(f) === "sodium-native" ? sodiumSource() : undefined;
+  console.log(JSON.stringify({ backend: aeadBackendName(f), source, ...aeadRates(f) }));
+  process.exit(0);
+}
+
+/** This bench compiled like `bun run build` (host target), run for its AEAD row. */
+async function compiledAeadRow(): Promise<{ backend: string; source?: string; seal: number; open: number } | string> {
+  const root = resolve(import.meta.dir, "..");
+  const dir = join(root, ".cache", "compiled");
+  mkdirSync(dir, { recursive: true });
+  const out = join(dir, "bench-wireguard");
+  const build = Bun.spawnSync(
+    [
+      process.execPath,
+      "build",
+      "--compile",
+      "--minify",
+      `--target=bun-linux-${process.arch}`,
+      "bench/wireguard.ts",
+      "--outfile",
+      out,
+    ],
+    { cwd: root },
+  );
+  if (build.exitCode !== 0 || !existsSync(out)) return `build failed: ${build.stderr.toString().trim().split("\n")[0]}`;
+  const run = Bun.spawnSync([out, "--json-aead", String(seconds)], { cwd: "/", env: { PATH: process.env.PATH ?? "" } });
+  if (run.exitCode !== 0) return `run failed: ${run.stderr.toString().trim().split("\n")[0]}`;
+  return JSON.parse(run.stdout.toString().trim().split("\n").at(-1) as string);
+}
+
 const backends: [string, AeadFactory][] = [["noble", nobleChaCha20Poly1305]];
 const sodium = sodiumAeadFactory();
 if (sodium) backends.push(["sodium-native", sodium]);
@@ -90,6 +129,15 @@ if (aead.length === 2) {
   const [n, s] = aead as [(typeof aead)[0], (typeof aead)[0]];
   console.log(
     `${"sodium / noble".padEnd(16)} ${`${(s.seal / n.seal).toFixed(1)}x`.padStart(10)} ${"".padEnd(12)}  ${`${(s.open / n.open).toFixed(1)}x`.padStart(10)}`,
+  );
+}
+
+const compiled = await compiledAeadRow();
+if (typeof compiled === "string") console.log(`${"compiled binary".padEnd(16)} ${compiled}`);
+else {
+  const name = `${compiled.backend}${compiled.source === "embedded" ? " (embedded)" : ""}`;
+  console.log(
+    `${"compiled binary".padEnd(16)} ${fmt(compiled.seal)} ${gbit(compiled.seal).padEnd(12)}  ${fmt(compiled.open)} ${gbit(compiled.open)}  ${name}`,
   );
 }
 

@@ -22,6 +22,8 @@ export interface GatewayConfig {
   presharedKeyFile?: string;
   logLevel?: string;
   extraArgs?: string[];
+  /** The program to run instead of `bun src/cli.ts` (e.g. [the compiled binary]). */
+  command?: string[];
 }
 
 /** The flags of the seed's activation line for this config. */
@@ -56,7 +58,7 @@ export class Gateway {
 
   /** Start and wait until the outer UDP port is bound (bounded); throws with the log if it exits. */
   async start(timeoutMs = 15_000): Promise<void> {
-    const argv = [process.execPath, "src/cli.ts", ...gatewayArgs(this.config)];
+    const argv = [...(this.config.command ?? [process.execPath, "src/cli.ts"]), ...gatewayArgs(this.config)];
     this.proc = spawnBg(this.config.ns, "gateway", argv, {
       cwd: REPO_ROOT,
       env: { ...process.env, WGSLIRPY_LOG: undefined, NO_COLOR: "1", FORCE_COLOR: "0" },

@@ -106,13 +106,11 @@ test("/stats, /readyz and /metrics over HTTP: ready once a session is up; promto
     }
     expect(seen.size).toBeGreaterThan(30);
     // Prometheus's own parser and linter (Debian package prometheus): HELP, TYPE, _total, names.
-    const promtool = Bun.which("promtool");
+    const promtool = optionalTool("promtool"); // Debian package prometheus (.ci/run installs it)
     if (promtool) {
       const p = Bun.spawnSync([promtool, "check", "metrics"], { stdin: new TextEncoder().encode(metrics) });
       expect(`${p.stdout}${p.stderr}`).toBe("");
       expect(p.exitCode).toBe(0);
-    } else if (process.env.CI) {
-      throw new Error("promtool missing: install the Debian package prometheus (.ci/run does)");
     } else console.log("promtool not installed: skipped promtool check metrics");
   } finally {
     client?.close();

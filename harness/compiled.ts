@@ -1,0 +1,60 @@
+// The single-file executable of `bun run build`, built once per source state: the build is keyed by
+// a hash of everything that goes into it (src/, package.json, bun.lock, the Bun version), cached in
+// .cache/compiled/, and written under a temporary name then renamed, so test files that ask for it
+// at the same time share one build.
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { REPO_ROOT } from "./gateway.ts";
+
+function hashTree(h: ReturnType<typeof createHash>, dir: string): void {
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) hashTree(h, p);
+    else h.update(p.slice(REPO_ROOT.length)).update("\0").update(readFileSync(p)).update("\0");
+  }
+}
+
+export function sourceHash(): string {
+  const h = createHash("sha256");
+  hashTree(h, join(REPO_ROOT, "src"));
+  for (const f of ["package.json", "bun.lock"]) h.update(f).update(readFileSync(join(REPO_ROOT, f)));
+  h.update(Bun.version).update(process.arch);
+  return h.digest("hex").slice(0, 16);
+}
+
+/** Path of the compiled binary for this host's CPU (builds it when the cache has none). */
+export async function compiledBinary(): Promise<{ path: string; built: boolean; buildMs: number }> {
+  const dir = join(REPO_ROOT, ".cache", "compiled");
+  const path = join(dir, `wgslirpy-${sourceHash()}`);
+  if (existsSync(path)) return { path, built: false, buildMs: 0 };
+  mkdirSync(dir, { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  const t0 = performance.now();
+  // The same command as `bun run build`, for this host's target only.
+  const p = Bun.spawn(
+    [
+      process.execPath,
+      "build",
+      "--compile",
+      "--minify",
+      `--target=bun-linux-${process.arch}`,
+      "src/cli.ts",
+      "--outfile",
+      tmp,
+    ],
+    { cwd: REPO_ROOT, stdout: "pipe", stderr: "pipe" },
+  );
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  if (code !== 0 || !existsSync(tmp)) {
+    rmSync(tmp, { force: true });
+    throw new Error(`bun build --compile failed (exit ${code}):\n${out}\n${err}`);
+  }
+  renameSync(tmp, path);
+  // Older builds are dead weight (110 MB each): keep only this one.
+  for (const name of readdirSync(dir)) {
+    if (name.startsWith("wgslirpy-") && join(dir, name) !== path && !name.endsWith(".tmp"))
+      rmSync(join(dir, name), { force: true });
+  }
+  return { path, built: true, buildMs: performance.now() - t0 };
+}

@@ -1,0 +1,123 @@
+/**
+ * The single-file executable (`bun run build`, issue 13): built once per source state
+ * (harness/compiled.ts), then --version, genkey | pubkey, and a real gateway run from it: the start
+ * line names the embedded native AEAD, and an in-process WireGuard client handshakes, pings and
+ * fetches an HTTP body through it. (test/interop/compiled.test.ts drives it with wireguard-go.)
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { compiledBinary } from "../../harness/compiled.ts";
+import { generatePrivateKey, keyToBase64, parseKey, publicKeyOf } from "../../src/wireguard/keys.ts";
+import { readAll, TestClient, until, writeAll } from "./client.ts";
+
+let bin = "";
+beforeAll(async () => {
+  const b = await compiledBinary();
+  bin = b.path;
+  console.log(`compiled binary ${b.built ? `built in ${(b.buildMs / 1000).toFixed(1)} s` : "from the cache"}: ${bin}`);
+}, 120_000);
+
+async function run(args: string[], stdin?: string) {
+  const p = Bun.spawn([bin, ...args], {
+    cwd: "/",
+    env: { PATH: process.env.PATH ?? "" },
+    stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(p.stdout).text(),
+    new Response(p.stderr).text(),
+    p.exited,
+  ]);
+  return { code, stdout, stderr };
+}
+
+describe("compiled binary", () => {
+  test("--version, genkey | pubkey, a usage error", async () => {
+    const pkg = await Bun.file(`${import.meta.dir}/../../package.json`).json();
+    expect(await run(["--version"])).toEqual({ code: 0, stdout: `wgslirpy ${pkg.version}\n`, stderr: "" });
+    const key = await run(["genkey"]);
+    expect(key.code).toBe(0);
+    const pub = await run(["pubkey"], key.stdout);
+    expect(pub).toEqual({ code: 0, stdout: `${keyToBase64(publicKeyOf(parseKey(key.stdout)))}\n`, stderr: "" });
+    expect(await run(["--mtu", "1"])).toMatchObject({ code: 2, stdout: "" });
+  });
+
+  describe("serving", () => {
+    const gwKey = generatePrivateKey();
+    const clientKey = generatePrivateKey();
+    let gw: ReturnType<typeof Bun.spawn> | undefined;
+    let err = "";
+    let port = 0;
+    const http = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("through the binary\n") });
+
+    beforeAll(async () => {
+      const probe = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0 });
+      port = probe.port;
+      probe.close();
+      gw = Bun.spawn(
+        [
+          bin,
+          "-k",
+          keyToBase64(gwKey),
+          "-K",
+          keyToBase64(publicKeyOf(clientKey)),
+          "-b",
+          `127.0.0.1:${port}`,
+          "-P",
+          "10.0.2.1",
+          "--allow",
+          "127.0.0.1/32",
+        ],
+        { cwd: "/", env: { PATH: process.env.PATH ?? "" }, stdout: "pipe", stderr: "pipe" },
+      );
+      const reader = (gw.stderr as ReadableStream<Uint8Array>).getReader();
+      const deadline = performance.now() + 10_000;
+      while (!err.includes(" started: ") && performance.now() < deadline) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        err += new TextDecoder().decode(value);
+      }
+      void (async () => {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return;
+          err += new TextDecoder().decode(value);
+        }
+      })();
+    }, 20_000);
+
+    afterAll(async () => {
+      gw?.kill("SIGTERM");
+      await gw?.exited;
+      http.stop(true);
+    });
+
+    test("the start line names the embedded sodium-native AEAD", () => {
+      expect(err).toMatch(
+        new RegExp(`started: WireGuard mode on UDP 127\\.0\\.0\\.1:${port}, AEAD sodium-native \\(embedded\\),`),
+      );
+    });
+
+    test("handshake, ping and an HTTP fetch through it", async () => {
+      const client = await TestClient.connect({
+        privateKey: clientKey,
+        gatewayPublicKey: publicKeyOf(gwKey),
+        gateway: { address: "127.0.0.1", port },
+      });
+      try {
+        await client.handshake();
+        client.ping("10.0.2.1", 7, 1, new TextEncoder().encode("compiled"));
+        await until(() => client.rawReceived.some((p) => p[9] === 1 && p[20] === 0), 3000, "echo reply");
+        const conn = await client.tcpConnect("127.0.0.1", http.port as number);
+        await writeAll(conn, new TextEncoder().encode("GET / HTTP/1.0\r\n\r\n"));
+        const body = new TextDecoder().decode(await readAll(conn));
+        expect(body).toStartWith("HTTP/1.1 200");
+        expect(body.endsWith("\r\n\r\nthrough the binary\n")).toBe(true);
+        await until(() => err.includes("session established with 127.0.0.1:"), 3000, "session line");
+      } finally {
+        client.close();
+      }
+    });
+  });
+});
