@@ -1,15 +1,15 @@
-// Capture the pcap/ fixtures from a real Linux kernel: the peer namespace's own TCP/IP stack
+// Capture the fixtures/pcap/ captures from a real Linux kernel: the peer namespace's own TCP/IP stack
 // (curl, ping, dig, a fragmenting UDP sender) talking through wireguard-go to the gateway CLI;
 // tcpdump records the inner packets on the wireguard-go interface (LINKTYPE_RAW).
 //
-//   bun harness/capture-fixtures.ts [OUTDIR]     (root; default OUTDIR = pcap/)
+//   bun harness/capture-fixtures.ts [OUTDIR]     (root; default OUTDIR = fixtures/pcap/)
 import { resolve } from "node:path";
 import { createWorld } from "./fixture.ts";
 import { exec, interopSkipReason, spawnBg, sweepNs } from "./netns.ts";
 import { PORTS } from "./servers.ts";
 import { ADDR } from "./topology.ts";
 
-const outDir = resolve(process.argv[2] ?? `${import.meta.dir}/../pcap`);
+const outDir = resolve(process.argv[2] ?? `${import.meta.dir}/../fixtures/pcap`);
 const skip = interopSkipReason(["wireguard-go", "wg", "tcpdump", "curl", "dig", "ping", "python3"]);
 if (skip) {
   console.error(`cannot capture: ${skip}`);

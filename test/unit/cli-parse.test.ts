@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import SEED from "../../fixtures/keys/seed-readme.json";
 import { MAIN_FLAGS } from "../../src/cli/flags.ts";
 import { CliError, type ParseContext, parseFlags, parseForward, parseGatewayArgs } from "../../src/cli/parse.ts";
 import { parsePublicEndpoint, parseUpArgs, peerEndpointFor, renderPeerConfig, UP_DEFAULTS } from "../../src/cli/up.ts";
@@ -6,10 +7,10 @@ import { DEFAULTS } from "../../src/options.ts";
 import { keyToBase64, parseKey } from "../../src/wireguard/keys.ts";
 
 // Keys from the seed README's demo session.
-const GW_PRIV = "SG43Zi0wGp4emfJ/XpTnnmtnK8SSjjIHOc3Zh37c928=";
-const GW_PUB = "MR2RF5Tp+6BKt9k+deKg1GqR3re3ckJKti+uwZA84DU=";
-const PEER_PRIV = "4Khaa5tgPI9NJsO2R896Yd6748k9fW4aapGZnIcUM14=";
-const PEER_PUB = "rPpCjWzIv/yAtZZi+C/pVprie8D0QaGlPtJXlDi6bmI=";
+const GW_PRIV = SEED.gateway.privateKey;
+const GW_PUB = SEED.gateway.publicKey;
+const PEER_PRIV = SEED.peer.privateKey;
+const PEER_PUB = SEED.peer.publicKey;
 const PSK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 function ctx(files: Record<string, string> = {}, env: Record<string, string> = {}): ParseContext {

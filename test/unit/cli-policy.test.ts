@@ -1,10 +1,11 @@
 import { describe, expect, test } from "bun:test";
+import SEED from "../../fixtures/keys/seed-readme.json";
 import { type CliIo, EXIT_USAGE, runCli } from "../../src/cli/main.ts";
 import { parseGatewayArgs } from "../../src/cli/parse.ts";
 import { parseUpArgs } from "../../src/cli/up.ts";
 
-const GW_PRIV = "SG43Zi0wGp4emfJ/XpTnnmtnK8SSjjIHOc3Zh37c928=";
-const PEER_PUB = "rPpCjWzIv/yAtZZi+C/pVprie8D0QaGlPtJXlDi6bmI=";
+const GW_PRIV = SEED.gateway.privateKey;
+const PEER_PUB = SEED.peer.publicKey;
 const BASE = ["-k", GW_PRIV, "-K", PEER_PUB, "-b", "127.0.0.1:0"];
 const ctx = { env: {}, readFile: () => "" };
 

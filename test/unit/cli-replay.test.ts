@@ -2,7 +2,7 @@ import { expect, test } from "bun:test";
 import { parseGatewayArgs } from "../../src/cli/parse.ts";
 
 const cli = (args: string[]) => Bun.spawnSync(["bun", `${import.meta.dir}/../../src/cli.ts`, ...args]);
-const PCAP = `${import.meta.dir}/../../pcap/ping4.pcap`;
+const PCAP = `${import.meta.dir}/../../fixtures/pcap/ping4.pcap`;
 
 test("replay prints each packet fed and each answer, then a summary", () => {
   const p = cli(["replay", PCAP, "-P", "192.168.72.2"]);

@@ -2,6 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import SEED from "../../fixtures/keys/seed-readme.json";
 import { parseUpArgs, upGatewayOptions } from "../../src/cli/up.ts";
 import {
   GATEWAY_KEY_FILE,
@@ -14,10 +15,10 @@ import { SeededRandom } from "../../src/util/random.ts";
 import { keyToBase64, parseKey, publicKeyOf } from "../../src/wireguard/keys.ts";
 
 const CLI = join(import.meta.dir, "../../src/cli.ts");
-const GW_PRIV = "SG43Zi0wGp4emfJ/XpTnnmtnK8SSjjIHOc3Zh37c928=";
-const GW_PUB = "MR2RF5Tp+6BKt9k+deKg1GqR3re3ckJKti+uwZA84DU=";
-const PEER_PRIV = "4Khaa5tgPI9NJsO2R896Yd6748k9fW4aapGZnIcUM14=";
-const PEER_PUB = "rPpCjWzIv/yAtZZi+C/pVprie8D0QaGlPtJXlDi6bmI=";
+const GW_PRIV = SEED.gateway.privateKey;
+const GW_PUB = SEED.gateway.publicKey;
+const PEER_PRIV = SEED.peer.privateKey;
+const PEER_PUB = SEED.peer.publicKey;
 
 const tmp = mkdtempSync(join(tmpdir(), "wgslirpy-cli-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

@@ -5,12 +5,13 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import SEED from "../../fixtures/keys/seed-readme.json";
 import { StartupError, startGateway } from "../../src/index.ts";
 import { parseKey } from "../../src/wireguard/keys.ts";
 
 const CLI = join(import.meta.dir, "../../src/cli.ts");
-const GW_PRIV = "SG43Zi0wGp4emfJ/XpTnnmtnK8SSjjIHOc3Zh37c928=";
-const PEER_PUB = "rPpCjWzIv/yAtZZi+C/pVprie8D0QaGlPtJXlDi6bmI=";
+const GW_PRIV = SEED.gateway.privateKey;
+const PEER_PUB = SEED.peer.publicKey;
 const tmp = mkdtempSync(join(tmpdir(), "wgslirpy-startup-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 

@@ -11,7 +11,7 @@ import { Ipv4View } from "../../src/wire/ipv4.ts";
 import { Ipv6View } from "../../src/wire/ipv6.ts";
 import { TCP_ACK, TCP_FIN, TCP_SYN, TcpOptions, TcpView, tcpChecksumValid } from "../../src/wire/tcp.ts";
 
-const fixture = (name: string) => new Uint8Array(readFileSync(`${import.meta.dir}/../../pcap/${name}.pcap`));
+const fixture = (name: string) => new Uint8Array(readFileSync(`${import.meta.dir}/../../fixtures/pcap/${name}.pcap`));
 
 /** The TCP segment of a packet we emitted (IPv4 or IPv6 without extension headers), checked. */
 function tcpOf(p: Uint8Array): TcpView {

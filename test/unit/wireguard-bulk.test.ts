@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
+import { ipv4, makePair, typeOf } from "../../fixtures/wireguard/fixtures.ts";
 import { REKEY_AFTER_TIME } from "../../src/wireguard/constants.ts";
-import { ipv4, makePair, typeOf } from "../vectors/wireguard/fixtures.ts";
 
 test("10,000 transport packets each way with rekeys driven by virtual time", () => {
   const p = makePair({ seed: 99 });

@@ -1,11 +1,11 @@
 import { describe, expect, test } from "bun:test";
+import { ipv4, makePair, typeOf } from "../../fixtures/wireguard/fixtures.ts";
 import { VirtualClock } from "../../src/util/clock.ts";
 import { SeededRandom } from "../../src/util/random.ts";
 import { COOKIE_REFRESH_TIME, REKEY_TIMEOUT } from "../../src/wireguard/constants.ts";
 import { CookieChecker, CookieGenerator, cookieSource } from "../../src/wireguard/cookie.ts";
 import { generatePrivateKey, publicKeyOf } from "../../src/wireguard/keys.ts";
 import { parseCookieReply } from "../../src/wireguard/messages.ts";
-import { ipv4, makePair, typeOf } from "../vectors/wireguard/fixtures.ts";
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 

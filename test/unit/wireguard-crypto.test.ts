@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
+import vectors from "../../fixtures/wireguard/kdf.json";
 import { nobleChaCha20Poly1305, xOpen, xSeal } from "../../src/wireguard/aead.ts";
 import { dh, hash, hmacBlake2s, kdf1, kdf2, kdf3, mac, utf8 } from "../../src/wireguard/crypto.ts";
 import { tai64n, tai64nAfter } from "../../src/wireguard/tai64n.ts";
-import vectors from "../vectors/wireguard/kdf.json";
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 const unhex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "hex"));

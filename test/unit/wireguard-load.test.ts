@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { ipv4, makePair, typeOf } from "../../fixtures/wireguard/fixtures.ts";
 import { VirtualClock } from "../../src/util/clock.ts";
 import type { Endpoint } from "../../src/util/endpoint.ts";
 import { SeededRandom } from "../../src/util/random.ts";
@@ -12,7 +13,6 @@ import {
 import { generatePrivateKey, publicKeyOf } from "../../src/wireguard/keys.ts";
 import { parseCookieReply } from "../../src/wireguard/messages.ts";
 import { HandshakeRateLimiter, sourceKey } from "../../src/wireguard/ratelimiter.ts";
-import { ipv4, makePair, typeOf } from "../vectors/wireguard/fixtures.ts";
 
 const FLOODER: Endpoint = { address: "127.0.0.9", port: 4000 };
 

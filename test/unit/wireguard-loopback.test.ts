@@ -6,6 +6,7 @@
  * Runs once per available AEAD backend and prints packets/s.
  */
 import { describe, expect, test } from "bun:test";
+import { ipv4 } from "../../fixtures/wireguard/fixtures.ts";
 import { openUdpTransport, type UdpTransport } from "../../src/transport/udp.ts";
 import { realClock } from "../../src/util/clock.ts";
 import { silentLogger } from "../../src/util/log.ts";
@@ -14,7 +15,6 @@ import { type AeadFactory, nobleChaCha20Poly1305 } from "../../src/wireguard/aea
 import { sodiumAvailable, sodiumChaCha20Poly1305 } from "../../src/wireguard/aead-sodium.ts";
 import { generatePrivateKey, publicKeyOf } from "../../src/wireguard/keys.ts";
 import { WireGuardTunnel } from "../../src/wireguard/tunnel.ts";
-import { ipv4 } from "../vectors/wireguard/fixtures.ts";
 
 const N = 10_000;
 /** Packets in flight per direction (well under the ~200 KiB default socket buffer at 1420 B). */

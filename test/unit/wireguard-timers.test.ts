@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { ipv4, makePair, type Pair, typeOf } from "../../fixtures/wireguard/fixtures.ts";
 import {
   KEEPALIVE_TIMEOUT,
   MAX_TIMER_HANDSHAKES,
@@ -8,7 +9,6 @@ import {
   REKEY_SEND_COUNTER,
   REKEY_TIMEOUT,
 } from "../../src/wireguard/constants.ts";
-import { ipv4, makePair, type Pair, typeOf } from "../vectors/wireguard/fixtures.ts";
 
 /** Record [time, type, length] of every datagram a side sends; `pass` decides delivery. */
 function recorder(p: Pair, side: "ti" | "tr", pass: () => boolean = () => true): number[][] {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { blake2s } from "@noble/hashes/blake2.js";
+import { ipv4, ipv6, makePair, RESPONDER_ADDR, typeOf } from "../../fixtures/wireguard/fixtures.ts";
 import { publicKeyOf } from "../../src/wireguard/keys.ts";
-import { ipv4, ipv6, makePair, RESPONDER_ADDR, typeOf } from "../vectors/wireguard/fixtures.ts";
 
 const enc = new TextEncoder();
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
