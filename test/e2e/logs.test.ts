@@ -190,4 +190,41 @@ describe("log lines", () => {
       expect(err).not.toContain(gwKey.slice(0, 20));
     }
   });
+
+  test("the CLI with --stats-interval 1: a summary line every second", async () => {
+    const { join } = await import("node:path");
+    const cli = join(import.meta.dir, "../../src/cli.ts");
+    const p = Bun.spawn(
+      [
+        "bun",
+        cli,
+        "-k",
+        keyToBase64(generatePrivateKey()),
+        "-K",
+        keyToBase64(publicKeyOf(generatePrivateKey())),
+        "-b",
+        "127.0.0.1:0",
+        "--stats-interval",
+        "1",
+      ],
+      { env: { PATH: process.env.PATH ?? "" }, stdout: "pipe", stderr: "pipe" },
+    );
+    const reader = p.stderr.getReader();
+    let err = "";
+    const deadline = performance.now() + 8000;
+    while ((err.match(/ stats: /g) ?? []).length < 2 && performance.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      err += new TextDecoder().decode(value);
+    }
+    p.kill("SIGTERM");
+    await p.exited;
+    const stats = err.split("\n").filter((l) => l.includes(" stats: "));
+    expect(stats.length, err).toBeGreaterThanOrEqual(2);
+    for (const l of stats) {
+      expect(l.replace(TIME, "")).toBe(
+        "INFO  stats: 1 peer (0 up), flows 0 TCP 0 UDP, from peers 0 B/s, to peers 0 B/s",
+      );
+    }
+  });
 });
