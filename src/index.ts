@@ -15,7 +15,7 @@ import { toPrometheus } from "./observe/metrics.ts";
 import { peerLogEvents, RejectionReporter } from "./observe/peer-log.ts";
 import { startStatsServer } from "./observe/stats-server.ts";
 import { StatsSummary } from "./observe/summary.ts";
-import type { GatewayOptions } from "./options.ts";
+import type { GatewayOptions, PeerConfig } from "./options.ts";
 import { PcapWriter, tapLink } from "./pcap/writer.ts";
 import { openUdpTransport } from "./transport/udp.ts";
 import { type Clock, realClock } from "./util/clock.ts";
@@ -26,10 +26,11 @@ import { StartupScope } from "./util/startup.ts";
 import { VERSION } from "./version.ts";
 import { aeadBackendName, selectAead } from "./wireguard/aead.ts";
 import { sodiumChaCha20Poly1305, sodiumSource } from "./wireguard/aead-sodium.ts";
+import { WireGuardDevice } from "./wireguard/device.ts";
 import { keyToBase64 } from "./wireguard/keys.ts";
-import { WireGuardTunnel } from "./wireguard/tunnel.ts";
+import type { Peer } from "./wireguard/peer.ts";
 
-export type { ForwardSpec, GatewayOptions, PolicyRuleSpec } from "./options.ts";
+export type { ForwardSpec, GatewayOptions, PeerConfig, PolicyRuleSpec } from "./options.ts";
 export { DEFAULTS } from "./options.ts";
 export type { Endpoint } from "./util/endpoint.ts";
 export { StartupError } from "./util/startup.ts";
@@ -50,6 +51,8 @@ export interface GatewayHandle {
   readonly local: Endpoint;
   /** The reverse forwards' bound host sockets, in option order (ports filled in when given as 0). */
   readonly forwards: { tcp: Endpoint[]; udp: Endpoint[] };
+  /** The WireGuard device (peers, AllowedIPs, per-peer stats); undefined in GUE mode. */
+  readonly device: WireGuardDevice | undefined;
   /** The stats HTTP server's address, when `statsListen` was given. */
   readonly statsLocal: Endpoint | undefined;
   stats(): GatewayStats;
@@ -94,6 +97,9 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
   let aeadName: string | undefined;
   /** Whether the peer is reachable now (WireGuard: a session; GUE: an endpoint to send to). */
   let peerUp: () => boolean;
+  let peersUp: () => number;
+  let peerCount = () => 1;
+  let device: WireGuardDevice | undefined;
   const rejections = new RejectionReporter(log, clock);
   scope.add(() => rejections.close());
   if (options.mode === "gue") {
@@ -104,10 +110,11 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
       clock,
       log,
     });
-    peerUp = () => gue.peer !== undefined;
+    peerUp = () => !options.peerEndpoint || gue.peer !== undefined;
+    peersUp = () => (gue.peer !== undefined ? 1 : 0);
     link = gue;
   } else {
-    if (!options.privateKey || !options.peerPublicKey) {
+    if (!options.privateKey || (!options.peerPublicKey && !options.peers)) {
       await scope.closeAll();
       throw new Error("WireGuard mode needs a private key and a peer key");
     }
@@ -115,22 +122,34 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
     // "embedded": the compiled binary's own copy of the native addon (see aead-sodium.ts).
     aeadName =
       aeadBackendName(aead) + (aead === sodiumChaCha20Poly1305 && sodiumSource() === "embedded" ? " (embedded)" : "");
-    const tunnel = new WireGuardTunnel({
+    const wg = new WireGuardDevice({
       privateKey: options.privateKey,
-      peerPublicKey: options.peerPublicKey,
-      presharedKey: options.presharedKey,
-      endpoint: options.peerEndpoint,
-      persistentKeepalive: options.keepaliveInterval,
       transmitQueueCapacity: options.transmitQueueCapacity,
       transport,
       clock,
       random,
       log,
       aead,
-      events: peerLogEvents(log, `peer ${keyToBase64(options.peerPublicKey).slice(0, 8)}…`, rejections),
+      events: {
+        peer: (p) => peerLogEvents(log, peerLabel(p), rejections),
+        handshakeRejected: (reason, from) => rejections.add(reason, from),
+      },
     });
-    peerUp = () => tunnel.hasSession;
-    link = tunnel;
+    scope.add(() => wg.close());
+    await scope.open("invalid peer configuration", () => {
+      for (const peer of wireguardPeers(options)) wg.addPeer(peer);
+    });
+    // Ready once every peer we were told where to find has a session.
+    const expected = [...wg.peers].filter((p) => p.endpoint !== undefined);
+    peerUp = () => expected.every((p) => p.hasSession);
+    peersUp = () => {
+      let n = 0;
+      for (const p of wg.peers) if (p.hasSession) n++;
+      return n;
+    };
+    peerCount = () => wg.peerCount;
+    device = wg;
+    link = wg;
   }
   scope.add(() => link.close());
 
@@ -212,8 +231,8 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
       ? new StatsSummary(log, clock, options.statsInterval * 1000, () => {
           const g = gateway.stats();
           return {
-            peers: 1,
-            peersUp: peerUp() ? 1 : 0,
+            peers: peerCount(),
+            peersUp: peersUp(),
             liveTcp: g.liveTcp,
             liveUdp: g.liveUdp,
             bytesIn: transport.stats.bytesIn,
@@ -250,7 +269,8 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
     statsLocal: statsServer?.local,
     closed,
     close,
-    ready: () => !closing && (!options.peerEndpoint || peerUp()),
+    ready: () => !closing && peerUp(),
+    device,
     stats() {
       const g = gateway.stats();
       return {
@@ -266,12 +286,34 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
   return handle;
 }
 
+/** The configured peers, or the one `peerPublicKey` peer that takes every address. */
+function wireguardPeers(options: GatewayOptions): PeerConfig[] {
+  if (options.peers) return options.peers;
+  if (!options.peerPublicKey) return [];
+  return [
+    {
+      publicKey: options.peerPublicKey,
+      presharedKey: options.presharedKey,
+      endpoint: options.peerEndpoint,
+      persistentKeepalive: options.keepaliveInterval,
+      allowedIps: ["0.0.0.0/0", "::/0"],
+    },
+  ];
+}
+
+/** How logs name a peer: its name when it has one, else its public key, shortened. */
+function peerLabel(peer: Peer): string {
+  const key = `${keyToBase64(peer.publicKey).slice(0, 8)}…`;
+  return peer.name ? `peer ${peer.name} (${key})` : `peer ${key}`;
+}
+
 /** The start line's peer part: its key (public, shortened) and where we expect it. */
 function describePeer(options: GatewayOptions): string {
   const where = options.peerEndpoint
     ? `at ${formatEndpoint(options.peerEndpoint)}`
     : "endpoint learned when it connects";
   if (options.mode === "gue") return `peer ${where}`;
+  if (options.peers) return `${options.peers.length} peer${options.peers.length === 1 ? "" : "s"}`;
   const key = options.peerPublicKey ? keyToBase64(options.peerPublicKey) : "?";
   return `peer ${key.slice(0, 8)}… ${where}`;
 }

@@ -1,6 +1,9 @@
 import type { PolicyRuleSpec } from "./gateway/policy.ts";
 import type { Endpoint } from "./util/endpoint.ts";
 import type { LogFormat, LogLevelName } from "./util/log.ts";
+import type { PeerConfig } from "./wireguard/device.ts";
+
+export type { PeerConfig } from "./wireguard/device.ts";
 
 /** A reverse forward: host socket -> a flow inside the tunnel (seed syntax `HOST,[SRC],DST`). */
 export interface ForwardSpec {
@@ -15,6 +18,12 @@ export interface GatewayOptions {
   /** WireGuard mode: 32-byte keys. GUE mode: `mode: "gue"` and no keys. */
   mode: "wireguard" | "gue";
   privateKey?: Uint8Array;
+  /**
+   * WireGuard peers, each with its AllowedIPs (cryptokey routing both ways). Without this list,
+   * `peerPublicKey` (with `presharedKey`, `peerEndpoint`, `keepaliveInterval`) is the one peer,
+   * with AllowedIPs 0.0.0.0/0 and ::/0.
+   */
+  peers?: PeerConfig[];
   peerPublicKey?: Uint8Array;
   presharedKey?: Uint8Array;
   /** Where to send handshakes/keepalives before the peer contacts us (`-p`). */

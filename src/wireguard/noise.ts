@@ -35,6 +35,34 @@ export type HandshakeError =
   | "unknownIndex" // a response to no initiation of ours
   | "badState";
 
+/** The first half of consuming an initiation: whose static key it carries, and the state so far. */
+export interface OpenedInitiation {
+  peerStatic: Uint8Array;
+  hash: Uint8Array;
+  chainKey: Uint8Array;
+}
+
+/**
+ * Decrypt an initiation's static key with our private key, before knowing which peer sent it
+ * (the device looks the peer up by this key, then that peer's handshake finishes the job).
+ */
+export function openInitiation(
+  localPrivate: Uint8Array,
+  localPublic: Uint8Array,
+  msg: Initiation,
+  aead: AeadFactory,
+): OpenedInitiation | "handshakeDecrypt" {
+  let h = hash(INITIAL_HASH, localPublic);
+  h = hash(h, msg.ephemeral);
+  const es = dh(localPrivate, msg.ephemeral);
+  if (!es) return "handshakeDecrypt";
+  const [ck, key] = kdf2(kdf1(INITIAL_CHAIN_KEY, msg.ephemeral), es);
+  const peerStatic = new Uint8Array(KEY_SIZE);
+  if (!aead(key).open(0, msg.encryptedStatic, peerStatic, h)) return "handshakeDecrypt";
+  h = hash(h, msg.encryptedStatic);
+  return { peerStatic, hash: h, chainKey: ck };
+}
+
 /** Session keys derived from a completed handshake. */
 export interface SessionKeys {
   sendKey: Uint8Array;
@@ -63,10 +91,12 @@ export class NoiseHandshake {
     readonly peerPublic: Uint8Array,
     presharedKey: Uint8Array | undefined,
     private readonly aead: AeadFactory = nobleChaCha20Poly1305,
+    /** Our public key, when the caller has it already (saves a scalar multiplication per peer). */
+    localPublic?: Uint8Array,
   ) {
     if (localPrivate.length !== KEY_SIZE || peerPublic.length !== KEY_SIZE) throw new RangeError("keys are 32 bytes");
     if (presharedKey && presharedKey.length !== KEY_SIZE) throw new RangeError("preshared key is 32 bytes");
-    this.localPublic = publicKeyOf(localPrivate);
+    this.localPublic = localPublic ?? publicKeyOf(localPrivate);
     const ss = dh(localPrivate, peerPublic);
     if (!ss) throw new RangeError("peer public key is invalid (low-order point)");
     this.staticStatic = ss;
@@ -115,20 +145,16 @@ export class NoiseHandshake {
     });
   }
 
-  /** Responder: authenticate an initiation from our peer. `nowMs` is the monotonic clock. */
-  consumeInitiation(msg: Initiation, nowMs: number): HandshakeError | null {
-    let h = hash(INITIAL_HASH, this.localPublic);
-    h = hash(h, msg.ephemeral);
-    let ck = kdf1(INITIAL_CHAIN_KEY, msg.ephemeral);
-    const es = dh(this.localPrivate, msg.ephemeral);
-    if (!es) return "handshakeDecrypt";
-    let key: Uint8Array;
-    [ck, key] = kdf2(ck, es);
-    const peerStatic = new Uint8Array(KEY_SIZE);
-    if (!this.aead(key).open(0, msg.encryptedStatic, peerStatic, h)) return "handshakeDecrypt";
-    h = hash(h, msg.encryptedStatic);
-    if (!equalBytes(peerStatic, this.peerPublic)) return "unknownPeer";
-    [ck, key] = kdf2(ck, this.staticStatic);
+  /**
+   * Responder: authenticate an initiation from our peer. `nowMs` is the monotonic clock; `opened`
+   * is openInitiation()'s result when the caller already decrypted the static key.
+   */
+  consumeInitiation(msg: Initiation, nowMs: number, opened?: OpenedInitiation): HandshakeError | null {
+    const first = opened ?? openInitiation(this.localPrivate, this.localPublic, msg, this.aead);
+    if (first === "handshakeDecrypt") return first;
+    let h = first.hash;
+    if (!equalBytes(first.peerStatic, this.peerPublic)) return "unknownPeer";
+    const [ck, key] = kdf2(first.chainKey, this.staticStatic);
     const timestamp = new Uint8Array(TAI64N_SIZE);
     if (!this.aead(key).open(0, msg.encryptedTimestamp, timestamp, h)) return "handshakeDecrypt";
     h = hash(h, msg.encryptedTimestamp);
