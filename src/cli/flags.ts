@@ -139,6 +139,14 @@ const COMMON: FlagSpec[] = [
 
 export const MAIN_FLAGS: FlagSpec[] = [
   {
+    long: "config",
+    short: "c",
+    takesValue: true,
+    valueHint: "FILE",
+    description:
+      "wg-quick style config: [Interface], [Gateway] (wgslirpy's own keys) and any number of [Peer] (replaces -k/-f/-K/-p)",
+  },
+  {
     long: "private-key",
     short: "k",
     takesValue: true,

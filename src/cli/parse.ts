@@ -9,6 +9,7 @@ import { DEFAULTS, type ForwardSpec, type GatewayOptions, type PolicyRuleSpec } 
 import { type Endpoint, EndpointParseError, parseEndpoint } from "../util/endpoint.ts";
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevelName } from "../util/log.ts";
 import { KEY_LENGTH, KeyError, parseKey } from "../wireguard/keys.ts";
+import { gatewayOptionsFromConfig } from "./config-options.ts";
 import { type FlagSpec, MAIN_FLAGS } from "./flags.ts";
 
 export class CliError extends Error {}
@@ -219,7 +220,7 @@ export interface ParseContext {
   readFile: ReadTextFile;
 }
 
-function readKeyFile(path: string, what: string, ctx: ParseContext): string {
+export function readKeyFile(path: string, what: string, ctx: ParseContext): string {
   if (path === "") throw new CliError(`${what}: empty file name`);
   try {
     return ctx.readFile(path);
@@ -290,6 +291,7 @@ export function parseGatewayArgs(argv: readonly string[], ctx: ParseContext): Ga
     throw new CliError(`unexpected argument ${JSON.stringify(parsed.positionals[0])} (see --help)`);
   }
   const r = new FlagReader(parsed, MAIN_FLAGS);
+  if (r.has("config")) return gatewayOptionsFromConfig(r, ctx);
   const peerKeyText = r.string("peer-key");
   if (peerKeyText === undefined) throw new CliError(`missing ${r.name("peer-key")}`);
   const bind = r.endpoint("bind-ip-port", true);
