@@ -89,7 +89,8 @@ function setup() {
   });
   /** Start everything; handshake work beyond one per event-loop turn waits for the queue's 1 ms tick. */
   const startAll = () => {
-    startAll();
+    gw.start();
+    for (const c of clients) c.tunnel.start();
     for (let i = 0; i < 20; i++) clock.advance(1);
   };
   return { clock, gw, clients, atGateway, startAll };
