@@ -246,22 +246,35 @@ def csum(b):
 
 
 def tcp_packet(src, dst, sport, dport, seq, ack, flags, payload=b""):
+    v6 = ":" in dst
     opts = struct.pack("!BBH", 2, 4, 1360) if flags & 0x02 else b""
     off = (20 + len(opts)) // 4
     hdr = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, off << 4, flags, 65535, 0, 0) + opts
-    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(hdr) + len(payload))
+    fam = socket.AF_INET6 if v6 else socket.AF_INET
+    sb, db = socket.inet_pton(fam, src), socket.inet_pton(fam, dst)
+    if v6:
+        pseudo = sb + db + struct.pack("!I3xB", len(hdr) + len(payload), 6)
+    else:
+        pseudo = sb + db + struct.pack("!BBH", 0, 6, len(hdr) + len(payload))
     c = csum(pseudo + hdr + payload)
     tcp = hdr[:16] + struct.pack("!H", c) + hdr[18:] + payload
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), random.randrange(65536), 0x4000, 64, 6, 0,
-                     socket.inet_aton(src), socket.inet_aton(dst))
+    if v6:
+        return struct.pack("!IHBB", 0x60000000, len(tcp), 6, 64) + sb + db + tcp
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), random.randrange(65536), 0x4000, 64, 6, 0, sb, db)
     ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
     return ip + tcp
 
 
 def rawtcp(ifname, src, dst, dport):
+    """A hand-made TCP handshake on the tunnel interface (IPv4, or IPv6 when dst has a colon: e.g.
+    ::ffff:a.b.c.d, which no socket of the peer's kernel would send as IPv6)."""
     dport = int(dport)
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
-    s.bind((ifname, 0x0800))
+    v6 = ":" in dst
+    proto = 0x86DD if v6 else 0x0800
+    fam = socket.AF_INET6 if v6 else socket.AF_INET
+    sb, db = socket.inet_pton(fam, src), socket.inet_pton(fam, dst)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(proto))
+    s.bind((ifname, proto))
     sport = random.randrange(20000, 60000)
     iss = random.randrange(1 << 32)
     syn = tcp_packet(src, dst, sport, dport, iss, 0, 0x02)
@@ -273,17 +286,22 @@ def rawtcp(ifname, src, dst, dport):
     data = b""
     while time.time() < deadline:
         if state == "syn" and time.time() - last_syn > 1:
-            s.sendto(syn, (ifname, 0x0800))
+            s.sendto(syn, (ifname, proto))
             last_syn = time.time()
         r, _, _ = select.select([s], [], [], 0.2)
         if not r:
             continue
         pkt, addr = s.recvfrom(65535)
-        if addr[2] == socket.PACKET_OUTGOING or len(pkt) < 40 or pkt[9] != 6:
+        if addr[2] == socket.PACKET_OUTGOING or len(pkt) < 40:
             continue
-        ihl = (pkt[0] & 15) * 4
-        if socket.inet_ntoa(pkt[12:16]) != dst or socket.inet_ntoa(pkt[16:20]) != src:
-            continue
+        if v6:
+            if len(pkt) < 60 or pkt[6] != 6 or pkt[8:24] != db or pkt[24:40] != sb:
+                continue
+            ihl = 40
+        else:
+            if pkt[9] != 6 or pkt[12:16] != db or pkt[16:20] != sb:
+                continue
+            ihl = (pkt[0] & 15) * 4
         psport, pdport, pseq, pack, poff, pflags = struct.unpack("!HHIIBB", pkt[ihl:ihl + 14])
         if psport != dport or pdport != sport:
             continue
@@ -299,19 +317,19 @@ def rawtcp(ifname, src, dst, dport):
             res["result"] = "synack"
             res["ackOk"] = pack == (iss + 1) & 0xFFFFFFFF
             rcv = (pseq + 1) & 0xFFFFFFFF
-            s.sendto(tcp_packet(src, dst, sport, dport, iss + 1, rcv, 0x10), (ifname, 0x0800))
+            s.sendto(tcp_packet(src, dst, sport, dport, iss + 1, rcv, 0x10), (ifname, proto))
             state = "est"
             continue
         if state == "est":
             if payload:
                 data += payload
                 rcv = (pseq + len(payload)) & 0xFFFFFFFF
-                s.sendto(tcp_packet(src, dst, sport, dport, iss + 1, rcv, 0x10), (ifname, 0x0800))
+                s.sendto(tcp_packet(src, dst, sport, dport, iss + 1, rcv, 0x10), (ifname, proto))
             if pflags & 0x01 or b"\n" in data:
                 break
     if state == "est":
         # Done: reset our side so the gateway forgets the flow at once.
-        s.sendto(tcp_packet(src, dst, sport, dport, iss + 1, 0, 0x04), (ifname, 0x0800))
+        s.sendto(tcp_packet(src, dst, sport, dport, iss + 1, 0, 0x04), (ifname, proto))
     res["data"] = data.decode(errors="replace")
     res["ms"] = round((time.time() - t0) * 1000)
     return res

@@ -6,7 +6,13 @@
 import { deriveFlowLimits } from "./gateway/budget.ts";
 import { Gateway } from "./gateway/gateway.ts";
 import { readFdLimit } from "./gateway/host-fds.ts";
-import { DestinationPolicy, policyRulesFrom } from "./gateway/policy.ts";
+import {
+  DestinationPolicy,
+  hostInterfaceAddresses,
+  type OwnListener,
+  policyRulesFrom,
+  watchHostAddresses,
+} from "./gateway/policy.ts";
 import { GueTunnel } from "./gue/tunnel.ts";
 import type { IpLink } from "./link.ts";
 import { Netstack } from "./netstack/stack.ts";
@@ -79,7 +85,10 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
   const random = ctx.random ?? cryptoRandom;
   if (ctx.signal?.aborted) throw new Error("aborted before start");
   // Bad rules fail here, before any socket is opened (the CLI has already checked them).
-  const policy = new DestinationPolicy(policyRulesFrom(options));
+  const policy = new DestinationPolicy(policyRulesFrom(options), {
+    hostAddresses: hostInterfaceAddresses(),
+    ownInnerAddresses: [options.dns?.address, options.pingable].filter((a): a is string => a !== undefined),
+  });
   // All-or-nothing: a failure below closes what was opened and throws one StartupError line.
   const scope = new StartupScope();
 
@@ -218,6 +227,16 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
       )
     : undefined;
 
+  // The gateway's own sockets are denied to the peer (on the addresses they answer on).
+  const fwd = gateway.forwardsLocal();
+  const ownSockets: OwnListener[] = [
+    { what: "UDP port", ...transport.local },
+    ...fwd.tcp.map((e) => ({ what: "TCP forward", ...e })),
+    ...fwd.udp.map((e) => ({ what: "UDP forward", ...e })),
+  ];
+  if (statsServer) ownSockets.push({ what: "stats server", ...statsServer.local });
+  policy.setListeners(ownSockets);
+  const hostAddressWatch = watchHostAddresses(policy, clock, log);
   link.start();
   log.info(
     `wgslirpy ${VERSION} started: ${options.mode === "gue" ? "GUE" : "WireGuard"} mode on UDP ${formatEndpoint(transport.local)}` +
@@ -248,6 +267,7 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
     if (closing) return closed;
     closing = true;
     ctx.signal?.removeEventListener("abort", onAbort);
+    hostAddressWatch.clear();
     summary?.close();
     rejections.close();
     gateway.close();

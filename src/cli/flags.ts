@@ -91,7 +91,7 @@ const COMMON: FlagSpec[] = [
     repeatable: true,
     valueHint: "CIDR[:PORTS]",
     description:
-      "let the peer reach these destinations, e.g. --allow 127.0.0.1/32:8080 (rules of --allow/--deny apply in order, first match wins; loopback and link-local are denied unless allowed)",
+      "let the peer reach these destinations, e.g. --allow 127.0.0.1/32:8080 (rules of --allow/--deny apply in order, first match wins; the gateway host's own addresses, ports, loopback, link-local and cloud metadata are denied unless allowed)",
   },
   {
     long: "deny",

@@ -291,7 +291,7 @@ export class Gateway implements NetstackHandlers {
         rule,
         () => `UDP ${formatIpPort(flow.src, flow.srcPort)} -> ${formatIpPort(flow.dst, flow.dstPort)}`,
       );
-      this.netstack?.sendUnreachable(packet, "admin");
+      this.netstack?.sendUnreachable(packet, rule.udpReply ?? "admin");
       return;
     }
     this.udp.forward(flow, payload, packet);

@@ -122,7 +122,39 @@ describe("default policy", () => {
   });
 });
 
+describe("built-in denials (default policy)", () => {
+  test("TCP to ::ffff:127.0.0.1 (the loopback as an IPv4-mapped IPv6 address) is reset", async () => {
+    const before = accepted;
+    await expect(byDefault.client.tcpConnect("::ffff:127.0.0.1", server.port)).rejects.toThrow(
+      /closed: (reset|refused)/,
+    );
+    await Bun.sleep(20);
+    expect(accepted).toBe(before);
+  });
+
+  test("the DNS/pingable address: TCP to another port is reset, UDP to another port gets port unreachable (3/3)", async () => {
+    const c = byDefault.client;
+    await expect(c.tcpConnect("10.0.2.1", 80)).rejects.toThrow(/closed: (reset|refused)/);
+    const rx = c.rawReceived.length;
+    const tx = c.rawSent.length;
+    c.udpSend("10.0.2.1", 123, enc.encode("ntp?"), 50126);
+    const err = await icmpError(c, rx);
+    expect(Array.from(err.subarray(12, 16))).toEqual([10, 0, 2, 1]);
+    expect([err[20], err[21]]).toEqual([3, 3]);
+    expect(Buffer.from(err.subarray(28)).equals(Buffer.from(c.rawSent[tx]!))).toBe(true);
+    expect(byDefault.gw.stats().liveUdp).toBe(0);
+  });
+});
+
 describe("with rules", () => {
+  test("--allow 127.0.0.1/32 also opens ::ffff:127.0.0.1 (matched as IPv4)", async () => {
+    const conn = await allowing.client.tcpConnect("::ffff:127.0.0.1", server.port);
+    const got = readAll(conn);
+    await writeAll(conn, enc.encode("mapped"), false);
+    expect(dec.decode(await got)).toBe("mapped");
+    conn.shutdown();
+  });
+
   test("--allow 127.0.0.1/32 lets TCP through", async () => {
     const conn = await allowing.client.tcpConnect("127.0.0.1", server.port);
     const got = readAll(conn);

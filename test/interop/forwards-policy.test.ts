@@ -43,6 +43,9 @@ const PEER_TCP = 7000;
 const PEER_UDP = 7001;
 /** Reverse forwards: host side in gw on its inet-facing address. */
 const FWD = { tcpSrc: 8022, tcpNoSrc: 8023, tcp6: 8026, udpSrc: 8024, udpNoSrc: 8025, gueTcp: 8030 } as const;
+/** A service on gw's inet-facing address, and the stats server's port. */
+const GW_VETH_PORT = 7071;
+const STATS_PORT = 9190;
 /** Loopback-only service inside gw. */
 const GW_LOOPBACK_PORT = 7070;
 const BANNER = "wgsifw-gw-loopback-service";
@@ -317,6 +320,90 @@ describeOrSkip(skip, "reverse forwards, policy, ICMP errors, GUE (gateway CLI, r
     expect(lo.data).toBe(`${BANNER}\n`);
     expect(connLines(gwLoopback).length).toBe(1);
   }, 60_000);
+
+  test("policy (e) built-in denials: gw's own veth address (also as ::ffff:), the stats port, 10.0.2.1:80 and UDP; --allow opens them", async () => {
+    // A service on gw's inet-facing address, and one at 10.0.2.1:80 in inet (gw routes 10.0.2.1 there),
+    // so "allowed" shows as a real connection.
+    await execCheck(w.t.inet, ["ip", "addr", "add", "10.0.2.1/32", "dev", "lo"]);
+    await execCheck(w.t.gw, ["ip", "route", "add", "10.0.2.1/32", "via", ADDR.inet4]);
+    // The peer's own kernel would answer the gateway's SYN-ACK from ::ffff:10.202.0.1 with a RST
+    // (no socket of its own): it drops IPv4-mapped sources instead; the raw client reads them first.
+    await execCheck(w.t.peer, ["nft", "add", "table", "ip6", "wgsifwpeer"]);
+    await execCheck(w.t.peer, [
+      "nft",
+      "add",
+      "chain",
+      "ip6",
+      "wgsifwpeer",
+      "in",
+      "{ type filter hook input priority 0; }",
+    ]);
+    await execCheck(w.t.peer, [
+      "nft",
+      "add",
+      "rule",
+      "ip6",
+      "wgsifwpeer",
+      "in",
+      "ip6",
+      "saddr",
+      "::ffff:0.0.0.0/96",
+      "drop",
+    ]);
+    const veth = await fw.bannerServer(w.t.gw, ADDR.gwInet4, GW_VETH_PORT, "wgsifw-gw-veth-service");
+    const own = await fw.bannerServer(w.t.inet, "10.0.2.1", 80, "wgsifw-10.0.2.1-service");
+    procs.push(veth, own);
+    const start = async (extraArgs: string[]) => {
+      await w.startGateway({ dns: "10.0.2.1:53", pingable: "10.0.2.1", extraArgs });
+      await w.startPeer();
+      expect(await w.ping("10.0.2.1", 1)).toBe(1);
+    };
+    const probe = async () => ({
+      veth: await fw.tcpErr(w.t.peer, ADDR.gwInet4, GW_VETH_PORT, 5),
+      mapped: await fw.rawTcp(w.t.peer, w.peer.ifname, ADDR.tunPeer6, `::ffff:${ADDR.gwInet4}`, GW_VETH_PORT),
+      stats: await fw.tcpErr(w.t.peer, ADDR.gwInet4, STATS_PORT, 5),
+      own80: await fw.tcpErr(w.t.peer, "10.0.2.1", 80, 5),
+    });
+    try {
+      await start(["--stats-listen", `0.0.0.0:${STATS_PORT}`]);
+      const d = await probe();
+      const udp = await fw.udpErr(w.t.peer, "10.0.2.1", 123);
+      console.log(`policy built-in (default): ${j(d)}; udp 10.0.2.1:123 ${j(udp)}`);
+      expect(d.veth.result, j(d.veth) + gwLog()).toBe("ECONNREFUSED");
+      expect(d.mapped.result, j(d.mapped) + gwLog()).toBe("rst");
+      expect(d.stats.result, j(d.stats) + gwLog()).toBe("ECONNREFUSED");
+      expect(d.own80.result, j(d.own80) + gwLog()).toBe("ECONNREFUSED");
+      expect(d.own80.ms).toBeLessThan(1000);
+      // Not a service of the gateway's own address: "port unreachable", nothing forwarded.
+      expect(udp.errno, j(udp) + gwLog()).toBe("ECONNREFUSED");
+      expect([udp.icmpType, udp.icmpCode]).toEqual([3, 3]);
+      expect(connLines(veth).length).toBe(0);
+      expect(connLines(own).length).toBe(0);
+      expect(w.gateway!.countLog(/an address of the gateway host/), gwLog()).toBeGreaterThan(0);
+
+      await start([
+        "--stats-listen",
+        `0.0.0.0:${STATS_PORT}`,
+        "--allow",
+        `${ADDR.gwInet4}/32`,
+        "--allow",
+        "10.0.2.1/32:80",
+      ]);
+      const a = await probe();
+      console.log(`policy built-in (--allow): ${j(a)}`);
+      expect(a.veth.result, j(a.veth) + gwLog()).toBe("ok");
+      expect(a.mapped.result, j(a.mapped) + gwLog()).toBe("synack");
+      expect(a.mapped.data).toBe("wgsifw-gw-veth-service\n");
+      expect(a.stats.result, j(a.stats) + gwLog()).toBe("ok");
+      expect(a.own80.result, j(a.own80) + gwLog()).toBe("ok");
+      await waitUntil("the allowed connections", async () => connLines(own).length >= 1, 5000, 100);
+      expect(connLines(veth).length).toBe(2);
+    } finally {
+      await exec(w.t.gw, ["ip", "route", "del", "10.0.2.1/32"]);
+      await exec(w.t.inet, ["ip", "addr", "del", "10.0.2.1/32", "dev", "lo"]);
+      await exec(w.t.peer, ["nft", "delete", "table", "ip6", "wgsifwpeer"]);
+    }
+  }, 90_000);
 
   test("GUE mode with a raw-IP socat peer: ping, DNS, curl sha256, UDP echo, reverse TCP", async () => {
     const gue = new Gateway({

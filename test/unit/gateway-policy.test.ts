@@ -4,10 +4,13 @@ import { parseIp } from "../../src/gateway/ip-text.ts";
 import {
   DenialLog,
   DestinationPolicy,
+  HOST_ADDRESS_REFRESH_MS,
+  hostInterfaceAddresses,
   PolicyParseError,
   type PolicyRule,
   parseRule,
   policyRulesFrom,
+  watchHostAddresses,
 } from "../../src/gateway/policy.ts";
 import { VirtualClock } from "../../src/util/clock.ts";
 import type { Logger } from "../../src/util/log.ts";
@@ -255,5 +258,109 @@ describe("Gateway with a policy", () => {
     expect(netstack.unreachable.length).toBe(0);
     expect(gw.stats().drops.policy_denied_udp).toBeUndefined();
     gw.close();
+  });
+
+  test("UDP to a port of the DNS/pingable address other than DNS: ICMP port unreachable, never forwarded; TCP: RST", () => {
+    const netstack = new FakeNetstack();
+    const gw = new Gateway({
+      netstack,
+      clock: new VirtualClock(),
+      log: silentLogger,
+      dns: { address: "10.0.2.1", port: 53 },
+      pingable: "10.0.2.1",
+      policy: new DestinationPolicy([], { ownInnerAddresses: ["10.0.2.1"] }),
+      resolver: { lookup: async () => [] } as never,
+    });
+    const dst = v4(10, 0, 2, 1);
+    const packet = udpPacket(dst, 123);
+    gw.onUdp({ src: CLIENT, srcPort: 5000, dst, dstPort: 123 }, new Uint8Array(4), packet);
+    expect(netstack.unreachable).toEqual([{ original: packet, kind: "port" }]);
+    const conn = new FakeConn();
+    gw.onTcpConnect({ src: CLIENT, srcPort: 40001, dst, dstPort: 80 }, conn);
+    expect(conn.refused).toBe(true);
+    expect(gw.stats()).toMatchObject({ liveUdp: 0, liveTcp: 0, natEntriesCreated: 0 });
+    gw.close();
+  });
+});
+
+describe("built-in denials of the gateway's own host, sockets and addresses", () => {
+  const builtIn = {
+    hostAddresses: ["127.0.0.1", "::1", "192.0.2.2", "fd00::2"],
+    listeners: [
+      { what: "UDP port", address: "0.0.0.0", port: 51820 },
+      { what: "stats server", address: "127.0.0.1", port: 9100 },
+      { what: "TCP forward", address: "::", port: 8022 },
+    ],
+    ownInnerAddresses: ["10.0.2.1", "fd00:2::1"],
+  };
+  const text = (p: DestinationPolicy, addr: string, port: number) => p.match(ip(addr), port)?.text;
+
+  test("every address of the host's interfaces, also as ::ffff:a.b.c.d; neighbours are allowed", () => {
+    const p = new DestinationPolicy([], builtIn);
+    expect(text(p, "192.0.2.2", 80)).toBe("deny 192.0.2.2 (default: an address of the gateway host)");
+    expect(text(p, "::ffff:192.0.2.2", 80)).toBe("deny 192.0.2.2 (default: an address of the gateway host)");
+    expect(text(p, "fd00::2", 443)).toBe("deny fd00::2 (default: an address of the gateway host)");
+    expect(decide(p, "192.0.2.3", 80)).toBe("allow");
+    expect(decide(p, "fd00::3", 80)).toBe("allow");
+  });
+
+  test("the gateway's own listening ports, on every address they answer on", () => {
+    const p = new DestinationPolicy([], builtIn);
+    expect(text(p, "192.0.2.2", 51820)).toBe("deny 192.0.2.2:51820 (default: the gateway's own UDP port)");
+    expect(text(p, "0.0.0.0", 51820)).toBe("deny 0.0.0.0:51820 (default: the gateway's own UDP port)");
+    expect(text(p, "127.0.0.1", 9100)).toBe("deny 127.0.0.1:9100 (default: the gateway's own stats server)");
+    // Bound to "::": dual-stack, so the IPv4 addresses too.
+    expect(text(p, "fd00::2", 8022)).toBe("deny [fd00::2]:8022 (default: the gateway's own TCP forward)");
+    expect(text(p, "192.0.2.2", 8022)).toBe("deny 192.0.2.2:8022 (default: the gateway's own TCP forward)");
+    // The same port elsewhere is someone else's.
+    expect(decide(p, "198.51.100.1", 51820)).toBe("allow");
+  });
+
+  test("the DNS/pingable addresses, and cloud metadata in both families", () => {
+    const p = new DestinationPolicy([], builtIn);
+    const own = p.match(ip("10.0.2.1"), 80);
+    expect(own?.text).toBe("deny 10.0.2.1 (default: served by the gateway itself: only its own services)");
+    expect(own?.udpReply).toBe("port");
+    expect(p.match(ip("fd00:2::1"), 53)?.udpReply).toBe("port");
+    expect(text(p, "169.254.169.254", 80)).toBe("deny 169.254.169.254/32 (default: cloud metadata)");
+    expect(text(p, "fd00:ec2::254", 80)).toBe("deny fd00:ec2::254/128 (default: cloud metadata)");
+    expect(p.match(ip("192.0.2.2"), 80)?.udpReply).toBeUndefined();
+  });
+
+  test("--allow overrides each of them", () => {
+    const p = new DestinationPolicy(
+      [
+        parseRule("allow", "192.0.2.2/32"),
+        parseRule("allow", "10.0.2.1/32:80"),
+        parseRule("allow", "127.0.0.1/32:9100"),
+        parseRule("allow", "fd00:ec2::254"),
+      ],
+      builtIn,
+    );
+    expect(decide(p, "192.0.2.2", 51820)).toBe("allow");
+    expect(decide(p, "::ffff:192.0.2.2", 22)).toBe("allow");
+    expect(decide(p, "10.0.2.1", 80)).toBe("allow");
+    expect(decide(p, "10.0.2.1", 81)).toBe("deny");
+    expect(decide(p, "127.0.0.1", 9100)).toBe("allow");
+    expect(decide(p, "fd00:ec2::254", 80)).toBe("allow");
+  });
+
+  test("the host's addresses are read again: a new address is denied, a removed one no longer", () => {
+    const clock = new VirtualClock();
+    let current = ["192.0.2.2"];
+    const p = new DestinationPolicy([], { hostAddresses: current });
+    const watch = watchHostAddresses(p, clock, silentLogger, () => current);
+    expect(decide(p, "198.51.100.7", 80)).toBe("allow");
+    current = ["198.51.100.7"];
+    clock.advance(HOST_ADDRESS_REFRESH_MS);
+    expect(decide(p, "198.51.100.7", 80)).toBe("deny");
+    expect(decide(p, "192.0.2.2", 80)).toBe("allow");
+    expect(p.setHostAddresses(["198.51.100.7"])).toBe(false);
+    watch.clear();
+    expect(clock.nextDeadline()).toBe(-1);
+  });
+
+  test("this host's interface addresses are read (loopback among them)", () => {
+    expect(hostInterfaceAddresses()).toContain("127.0.0.1");
   });
 });
