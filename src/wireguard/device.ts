@@ -88,7 +88,7 @@ export class WireGuardDevice implements IpLink, PeerHost {
     this.clock = cfg.clock;
     this.random = cfg.random;
     this.log = cfg.log;
-    this.queueOptions = { underLoad: cfg.underLoad, ...cfg.handshakeQueue };
+    this.queueOptions = { underLoad: cfg.underLoad, log: cfg.log, ...cfg.handshakeQueue };
     this.events = cfg.events ?? {};
     this.queueCapacity = Math.max(1, cfg.transmitQueueCapacity ?? 256);
     this.maxPeers = cfg.maxPeers ?? 65536;
@@ -116,7 +116,8 @@ export class WireGuardDevice implements IpLink, PeerHost {
           if (reason === "badMac1") this.reportRejected(reason, from);
         },
         sendCookieReply: (reply, to) => {
-          this.log.debug("Sending cookie_reply");
+          // No log line per reply: under a flood that would be thousands a second (the queue logs
+          // when the load state starts and ends).
           this.stats.cookieRepliesSent++;
           this.stats.txBytes += reply.length;
           this.transmit(reply, to);

@@ -17,6 +17,7 @@
  */
 import type { Clock, Timer } from "../util/clock.ts";
 import type { Endpoint } from "../util/endpoint.ts";
+import type { Logger } from "../util/log.ts";
 import { type CookieChecker, cookieSource } from "./cookie.ts";
 import { readU32LE } from "./messages.ts";
 import { HandshakeRateLimiter } from "./ratelimiter.ts";
@@ -38,6 +39,8 @@ export interface HandshakeQueueOptions {
   rateLimitEntries?: number;
   /** Force the load state (tests, or an operator who wants cookies always). */
   underLoad?: () => boolean;
+  /** Says (info) when the load state starts and ends: one line each, never per message. */
+  log?: Logger;
 }
 
 /** Why a handshake message went no further (counted by the caller, e.g. tunnel drops). */
@@ -86,6 +89,9 @@ export class HandshakeQueue {
   private usedThisTurn = 0;
   private msThisTurn = 0;
   private underLoadUntil = Number.NEGATIVE_INFINITY;
+  /** When the current load episode began (NaN = not under load, as far as we have looked). */
+  private loadSince = Number.NaN;
+  private readonly log: Logger | undefined;
   private windowStart = Number.NEGATIVE_INFINITY;
   private windowCount = 0;
   private closed = false;
@@ -103,6 +109,7 @@ export class HandshakeQueue {
     this.turnBudget = Math.max(1, opts.turnBudget ?? 8);
     this.turnBudgetMs = opts.turnBudgetMs ?? 2;
     this.forced = opts.underLoad;
+    this.log = opts.log;
     this.limiter = new HandshakeRateLimiter(clock, opts.rateLimitEntries);
     this.datas = new Array(this.capacity);
     this.froms = new Array(this.capacity);
@@ -132,10 +139,21 @@ export class HandshakeQueue {
     const now = this.clock.now();
     if (this.forced?.()) return true;
     if (this.size >= this.underLoadDepth || this.windowCount > this.underLoadRate) {
-      if (this.underLoadUntil <= now) this.stats.underLoadEpisodes++;
+      if (this.underLoadUntil <= now) {
+        this.stats.underLoadEpisodes++;
+        this.loadSince = now;
+        this.log?.info(
+          `WireGuard: under load (${this.size} handshake messages queued, ${this.windowCount} this second): handshakes without a valid cookie get a cookie reply`,
+        );
+      }
       this.underLoadUntil = now + this.holdMs;
     }
-    return this.underLoadUntil > now;
+    const loaded = this.underLoadUntil > now;
+    if (!loaded && !Number.isNaN(this.loadSince)) {
+      this.log?.info(`WireGuard: no longer under load (after ${((now - this.loadSince) / 1000).toFixed(1)} s)`);
+      this.loadSince = Number.NaN;
+    }
+    return loaded;
   }
 
   /** Take one handshake message (initiation or response, length already checked). Never throws. */
