@@ -186,7 +186,14 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
   });
   // With --pcap the netstack talks to a tap that records every inner packet, both directions.
   const stackLink = pcap ? tapLink(link, pcap) : link;
-  const netstack = new Netstack({ link: stackLink, mtu: options.mtu, clock, log, handlers: gateway });
+  const netstack = new Netstack({
+    link: stackLink,
+    mtu: options.mtu,
+    clock,
+    log,
+    handlers: gateway,
+    routerAddress: gateway.ownAddresses(),
+  });
   const tcp = new TcpLayer({
     output: netstack.output,
     clock,

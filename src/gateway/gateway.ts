@@ -193,6 +193,17 @@ export class Gateway implements NetstackHandlers {
       });
   }
 
+  /** The gateway's own inner addresses per family (pingable first, then DNS): traceroute's first hop. */
+  ownAddresses(): { v4?: IpAddr; v6?: IpAddr } {
+    const out: { v4?: IpAddr; v6?: IpAddr } = {};
+    const pingable = this.config.pingable !== undefined ? parseIp(this.config.pingable) : null;
+    for (const a of [pingable, this.dnsAddr]) {
+      if (a?.length === 4) out.v4 ??= a;
+      else if (a?.length === 16) out.v6 ??= a;
+    }
+    return out;
+  }
+
   attach(netstack: NetstackApi): void {
     this.netstack = netstack;
   }

@@ -158,16 +158,17 @@ export class IcmpLayer {
   }
 
   /** Time exceeded in transit (code 0), for packets whose TTL / hop limit ran out at us. */
-  sendTimeExceeded(original: Uint8Array): void {
-    if ((original[0] as number) >> 4 === 4) this.sendErrorV4(original, ICMPV4_TIME_EXCEEDED, 0);
-    else this.sendErrorV6(original, ICMPV6_TIME_EXCEEDED, 0);
+  sendTimeExceeded(original: Uint8Array, from?: IpAddr): void {
+    if ((original[0] as number) >> 4 === 4) this.sendErrorV4(original, ICMPV4_TIME_EXCEEDED, 0, from, true);
+    else this.sendErrorV6(original, ICMPV6_TIME_EXCEEDED, 0, from, true);
   }
 
   /**
    * RFC 1122 §3.2.2 / RFC 1812 §4.3.2.7: no error about an ICMP error, a non-initial fragment, a
    * packet to a broadcast/multicast address, or from an address that does not name one host.
    */
-  private sendErrorV4(original: Uint8Array, type: number, code: number, from?: IpAddr): void {
+  /** `from`: the source (default: the original's destination); `limited`: take from the error bucket. */
+  private sendErrorV4(original: Uint8Array, type: number, code: number, from?: IpAddr, limited = !from): void {
     if (Ipv4View.check(original) !== null) {
       this.countDrop("icmp-error-bad-original");
       return;
@@ -190,7 +191,7 @@ export class IcmpLayer {
         return;
       }
     }
-    if (!from && !this.errorBucket.take()) {
+    if (limited && !this.errorBucket.take()) {
       this.countDrop("icmp-rate-limited");
       return;
     }
@@ -204,7 +205,7 @@ export class IcmpLayer {
   }
 
   /** RFC 4443 §2.4(e): the same suppression rules for IPv6. */
-  private sendErrorV6(original: Uint8Array, type: number, code: number, from?: IpAddr): void {
+  private sendErrorV6(original: Uint8Array, type: number, code: number, from?: IpAddr, limited = !from): void {
     if (Ipv6View.check(original) !== null) {
       this.countDrop("icmp-error-bad-original");
       return;
@@ -231,7 +232,7 @@ export class IcmpLayer {
         return;
       }
     }
-    if (!from && !this.errorBucket.take()) {
+    if (limited && !this.errorBucket.take()) {
       this.countDrop("icmp-rate-limited");
       return;
     }

@@ -39,6 +39,12 @@ export interface NetstackOptions {
   handlers: NetstackHandlers;
   tcp?: TcpInput;
   reassembly?: Partial<ReassemblyLimits>;
+  /**
+   * The gateway's own inner address per family (e.g. the pingable one): the source of the time
+   * exceeded it sends as a router hop, so traceroute's first hop is the gateway. Default: the
+   * expired packet's destination.
+   */
+  routerAddress?: { v4?: IpAddr; v6?: IpAddr };
 }
 
 /**
@@ -60,6 +66,7 @@ export class Netstack implements NetstackApi {
   private readonly dstAddrs = new AddrInterner(16);
   private readonly log: Logger;
   private readonly link: IpLink;
+  private readonly routerAddress: { v4?: IpAddr; v6?: IpAddr };
   private closed = false;
   private readonly drop = (reason: string): void => countDrop(this.stats, reason);
 
@@ -67,6 +74,7 @@ export class Netstack implements NetstackApi {
     this.link = opts.link;
     this.log = opts.log;
     this.tcp = opts.tcp;
+    this.routerAddress = opts.routerAddress ?? {};
     this.output = new LinkIpOutput(opts.link, opts.mtu, this.stats);
     this.udp = new UdpLayer(this.output, opts.handlers, this.drop);
     this.icmp = new IcmpLayer(this.output, opts.mtu, opts.clock, opts.handlers, this.drop);
@@ -149,7 +157,7 @@ export class Netstack implements NetstackApi {
     }
     if (ip.ttl <= 1) {
       this.drop("ttl-exceeded");
-      this.icmp.sendTimeExceeded(packet);
+      this.icmp.sendTimeExceeded(packet, this.routerAddress.v4);
       return;
     }
     const src = this.srcAddrs.intern(packet, 12, 4);
@@ -183,7 +191,7 @@ export class Netstack implements NetstackApi {
     }
     if (ip.hopLimit <= 1) {
       this.drop("hop-limit-exceeded");
-      this.icmp.sendTimeExceeded(packet);
+      this.icmp.sendTimeExceeded(packet, this.routerAddress.v6);
       return;
     }
     if (ip.upperProtocol === NH_NO_NEXT) {

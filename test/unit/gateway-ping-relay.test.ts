@@ -89,7 +89,7 @@ function setup(opts: { policy?: DestinationPolicy } = {}) {
   const clock = new VirtualClock();
   const transport = new FakeEchoTransport();
   const gw = new Gateway({ clock, log, pingable: PINGABLE, echoTransport: transport, policy: opts.policy });
-  const stack = new Netstack({ link, mtu: 1420, clock, log, handlers: gw });
+  const stack = new Netstack({ link, mtu: 1420, clock, log, handlers: gw, routerAddress: gw.ownAddresses() });
   gw.attach(stack);
   return { out, infos, clock, transport, gw, stack };
 }
@@ -185,6 +185,8 @@ describe("ICMP echo to any destination (ping sockets)", () => {
     transport.sendError = null;
     stack.receive(echo4(PEER4, HOST4, 1, 1, 2, []));
     expect([out[1]![20], out[1]![21]]).toEqual([11, 0]);
+    // From the gateway's own (pingable) address: traceroute's first hop.
+    expect([...out[1]!.subarray(12, 16)]).toEqual([...ip(PINGABLE)]);
     expect(transport.sent).toEqual([]);
   });
 
