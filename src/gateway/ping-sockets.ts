@@ -1,6 +1,6 @@
 import type { IpAddr } from "../netstack/types.ts";
 import { closeFd, openEventFd, openPingSocket, sendTo, setHopLimit, signalEventFd, sockaddr } from "./ping-sys.ts";
-import type { PingWorkerIn, PingWorkerOut } from "./ping-worker.ts";
+import { type PingWorkerIn, type PingWorkerOut, pingWorkerMain } from "./ping-worker.ts";
 
 /**
  * How the gateway sends echo requests to the real network and hears back: one ICMP datagram
@@ -28,6 +28,8 @@ export class PingSockets implements EchoTransport {
   private readonly fds: Record<4 | 6, number> = { 4: -1, 6: -1 };
   private readonly hops: Record<4 | 6, number> = { 4: -1, 6: -1 };
   private worker: Worker | undefined;
+  /** Messages for the worker until it says it is ready (its handler is set after an await). */
+  private queued: PingWorkerIn[] | undefined = [];
   private eventFd = -1;
   private closed = false;
 
@@ -42,7 +44,7 @@ export class PingSockets implements EchoTransport {
         closeFd(s.fd);
         return "eventfd failed";
       }
-      this.worker = new Worker(new URL("./ping-worker.ts", import.meta.url).href);
+      this.worker = new Worker(workerUrl());
       this.worker.onmessage = (e: MessageEvent<PingWorkerOut>) => this.fromWorker(e.data);
       this.worker.unref();
       this.toWorker({ type: "start", eventFd: this.eventFd });
@@ -72,11 +74,21 @@ export class PingSockets implements EchoTransport {
   }
 
   private toWorker(m: PingWorkerIn): void {
+    if (this.queued) {
+      this.queued.push(m);
+      return;
+    }
     this.worker!.postMessage(m);
     signalEventFd(this.eventFd);
   }
 
   private fromWorker(m: PingWorkerOut): void {
+    if (m.type === "ready") {
+      const queued = this.queued ?? [];
+      this.queued = undefined;
+      for (const q of queued) this.toWorker(q);
+      return;
+    }
     if (m.type === "stopped") {
       this.worker?.terminate();
       this.worker = undefined;
@@ -86,4 +98,12 @@ export class PingSockets implements EchoTransport {
     if (m.type === "reply") this.onReply(m.family, m.from, m.data);
     else this.onError(m.family, m.icmpType, m.icmpCode, m.offender, m.data);
   }
+}
+
+let blobUrl: string | undefined;
+
+/** The worker's code as a blob URL (see ping-worker.ts: a compiled binary has no file for it). */
+function workerUrl(): string {
+  blobUrl ??= URL.createObjectURL(new Blob([`(${pingWorkerMain.toString()})()`], { type: "text/javascript" }));
+  return blobUrl;
 }

@@ -3,8 +3,9 @@
 // wireguard-go peer), DNS over TCP, the offline NOERROR case, and ping_group_range closed.
 //
 //   peer ── wg ── gw (wgslirpy) ── inet (router, nameserver 10.202.0.2:53) ── far (10.203.0.2)
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createWorld, type World } from "../../harness/fixture.ts";
+import { describeOrSkip } from "../../harness/gate.ts";
 import {
   addAddr,
   addRoute,
@@ -22,7 +23,6 @@ import { PY_DIR } from "../../harness/servers.ts";
 import { ADDR, HOSTS } from "../../harness/topology.ts";
 
 const skip = interopSkipReason(["wireguard-go", "wg", "ip", "ss", "python3", "ping", "dig", "traceroute"]);
-if (skip) console.log(`SKIP interop (dns-icmp): ${skip}`);
 
 const PREFIX = "wgsidi-";
 const IFP = "wgsidi";
@@ -33,7 +33,7 @@ const INET_FAR4 = "10.203.0.1";
 const INET_FAR6 = "fd00:203::1";
 const PING_OPEN = "0 2147483647";
 
-describe.skipIf(skip !== null)("ICMP echo to any host and DNS of every type (issue 12)", () => {
+describeOrSkip(skip, "ICMP echo to any host and DNS of every type (issue 12)", () => {
   let w: World;
   let authDns: BgProcess | undefined;
 
