@@ -7,9 +7,10 @@
 //
 // Every destination is a test host: inet's 10.202.0.2 (web server, and ports 8081/8082 which
 // inet drops). The sender is bounded in count (5,000 each) and time (~5 s each).
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readdirSync, writeFileSync } from "node:fs";
 import { createWorld, type World } from "../../harness/fixture.ts";
+import { describeOrSkip } from "../../harness/gate.ts";
 import { exec, execCheck, interopSkipReason, sleep } from "../../harness/netns.ts";
 import { useReferenceGateway } from "../../harness/reference.ts";
 import { curlSha256, PORTS } from "../../harness/servers.ts";
@@ -18,7 +19,6 @@ import { ADDR } from "../../harness/topology.ts";
 const skip =
   interopSkipReason(["wireguard-go", "wg", "ip", "ss", "python3", "curl", "bash", "sha256sum", "nft", "prlimit"]) ??
   (useReferenceGateway ? "the reference gateway has no flow budget" : null);
-if (skip) console.log(`SKIP interop (budget): ${skip}`);
 
 const PREFIX = "wgsibu-";
 const IFP = "wgsibu";
@@ -92,7 +92,7 @@ interface GwStats {
   gateway: { budget: BudgetStats; drops: Record<string, number> };
 }
 
-describe.skipIf(skip !== null)(`flow budget under prlimit --nofile=${NOFILE} (gateway CLI, real peer)`, () => {
+describeOrSkip(skip, `flow budget under prlimit --nofile=${NOFILE} (gateway CLI, real peer)`, () => {
   let w: World;
   let sender: string;
   const gwLog = () => `\n--- gateway log (tail) ---\n${w.gateway?.log().slice(-3000) ?? ""}`;
