@@ -4,6 +4,8 @@ import { exec } from "../harness/netns.ts";
 export interface IperfResult {
   /** Mbit/s as measured by the receiver. */
   mbps: number;
+  /** Bytes the receiver got. */
+  bytes: number;
   retransmits: number | null;
   error?: string;
 }
@@ -32,13 +34,14 @@ export async function iperf(
   const r = await exec(ns, argv, { timeoutMs: (opts.seconds + 20) * 1000 });
   try {
     const j = JSON.parse(r.stdout);
-    if (j.error) return { mbps: 0, retransmits: null, error: String(j.error) };
+    if (j.error) return { mbps: 0, bytes: 0, retransmits: null, error: String(j.error) };
     const recv = j.end?.sum_received?.bits_per_second ?? 0;
     const retr = j.end?.sum_sent?.retransmits ?? null;
-    return { mbps: recv / 1e6, retransmits: retr };
+    return { mbps: recv / 1e6, bytes: j.end?.sum_received?.bytes ?? 0, retransmits: retr };
   } catch {
     return {
       mbps: 0,
+      bytes: 0,
       retransmits: null,
       error: `iperf3 exit ${r.code}${r.timedOut ? " (timeout)" : ""}: ${r.stderr.slice(-300)}`,
     };

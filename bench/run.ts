@@ -6,7 +6,13 @@
 //   and through the seeded UDP impairment relay (harness/impair.ts) in the gw namespace, in front of
 //   both paths alike: clean (the relay's own cost), 1% loss each way, +50 ms each way (~100 ms RTT).
 //
-//   bun bench/run.ts [--time S] [--streams N] [--only wgslirpy|reference] [--no-impair] [--no-ipv6] [--tcp-buffer-size N]
+// Per row and direction: both paths' Mbit/s (median of --runs), the ratio, and the CPU cost per GiB
+// moved (user + sys from /proc) of the gateway and of the reference's gateway-side wireguard-go; for
+// the gateway also TCP segments out per segment in and setTimeout calls per segment (its /stats),
+// and with --syscalls host TCP send syscalls per segment (perf stat).
+//
+//   bun bench/run.ts [--time S] [--runs N] [--streams N] [--only wgslirpy|reference] [--no-impair]
+//                    [--no-ipv6] [--only-rows a,b] [--syscalls] [--tcp-buffer-size N]
 import { createWorld, GW_PORT, type World } from "../harness/fixture.ts";
 import { describeImpairment, type Relay, type RelayImpairment, startRelay } from "../harness/impair-world.ts";
 import { execCheck, interopSkipReason, killAll } from "../harness/netns.ts";
@@ -15,11 +21,13 @@ import { PORTS } from "../harness/servers.ts";
 import { ADDR } from "../harness/topology.ts";
 import type { WireGuardGo } from "../harness/wireguard-go.ts";
 import { type IperfResult, iperf } from "./iperf.ts";
+import { countSyscalls, cpuSeconds, type GatewayCounters, gatewayCounters, type SyscallCounts } from "./measure.ts";
 
 const PREFIX = "wgsibench-";
 const IFP = "wgsibench";
 const REF_GW_PORT = 51900;
 const RELAY_PORT = { wgslirpy: 51830, reference: 51930 } as const;
+const STATS_PORT = 51899;
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -29,6 +37,12 @@ const flag = (name: string) => process.argv.includes(`--${name}`);
 
 const seconds = Math.min(60, Math.max(1, Number(arg("time", "5"))));
 const streams = Math.min(8, Math.max(1, Number(arg("streams", "1"))));
+const runs = Math.min(9, Math.max(1, Number(arg("runs", "1"))));
+const withSyscalls = flag("syscalls");
+const onlyRows = arg("only-rows", "")
+  .split(",")
+  .map((s) => s.trim().toLowerCase())
+  .filter((s) => s !== "");
 const only = arg("only", "");
 const withImpair = !flag("no-impair");
 const withV6 = !flag("no-ipv6");
@@ -43,7 +57,7 @@ interface Scenario {
   relay?: RelayImpairment;
 }
 
-const SCENARIOS: Scenario[] = [
+const ALL_SCENARIOS: Scenario[] = [
   { name: "direct IPv4", host: ADDR.inet4 },
   ...(withV6 ? [{ name: "direct IPv6", host: ADDR.inet6 }] : []),
   ...(withImpair
@@ -54,11 +68,22 @@ const SCENARIOS: Scenario[] = [
       ]
     : []),
 ];
+const SCENARIOS = ALL_SCENARIOS.filter(
+  (s) => onlyRows.length === 0 || onlyRows.some((r) => s.name.toLowerCase().includes(r)),
+);
 
 type PathName = "wgslirpy" | "reference";
+/** One direction of one row on one path: the median run, and costs summed over every run. */
+interface Measured {
+  result: IperfResult;
+  bytes: number;
+  cpuS: number;
+  counters: GatewayCounters | null;
+  syscalls: SyscallCounts | null;
+}
 interface Cell {
-  download: IperfResult;
-  upload: IperfResult;
+  download: Measured;
+  upload: Measured;
 }
 const results = new Map<string, Partial<Record<PathName, Cell>>>();
 
@@ -73,12 +98,68 @@ async function setEndpoint(peer: WireGuardGo, endpoint: string): Promise<void> {
  * Run every scenario on one path. `ping` proves the tunnel after each endpoint change (the first
  * datagrams through a new relay make the gateway roam to it).
  */
+/** How to read the costs of the path's gateway process. */
+interface Probe {
+  pid: number;
+  /** The wgslirpy gateway's stats endpoint (none for the reference). */
+  statsNs?: string;
+}
+
+function diffCounters(a: GatewayCounters | null, b: GatewayCounters | null): GatewayCounters | null {
+  if (!a || !b) return null;
+  return {
+    segmentsIn: b.segmentsIn - a.segmentsIn,
+    segmentsOut: b.segmentsOut - a.segmentsOut,
+    timersScheduled: b.timersScheduled - a.timersScheduled,
+  };
+}
+
+function addSyscalls(a: SyscallCounts | null, b: SyscallCounts | null): SyscallCounts | null {
+  if (!b) return a;
+  const out: SyscallCounts = { ...(a ?? {}) };
+  for (const [k, v] of Object.entries(b)) out[k as keyof SyscallCounts] = (out[k as keyof SyscallCounts] ?? 0) + v;
+  return out;
+}
+
+/** `runs` iperf runs of one direction; the median by Mbit/s, with the costs of all runs. */
+async function measureDirection(ns: string, host: string, reverse: boolean, probe: Probe): Promise<Measured> {
+  const results: IperfResult[] = [];
+  let bytes = 0;
+  let cpuS = 0;
+  let counters: GatewayCounters | null = null;
+  let syscalls: SyscallCounts | null = null;
+  for (let i = 0; i < runs; i++) {
+    const c0 = probe.statsNs ? await gatewayCounters(probe.statsNs, STATS_PORT) : null;
+    const sc = withSyscalls ? countSyscalls(probe.pid) : null;
+    const t0 = await cpuSeconds(probe.pid);
+    const r = await iperf(ns, host, PORTS.iperf, { seconds, reverse, streams });
+    const t1 = await cpuSeconds(probe.pid);
+    syscalls = addSyscalls(syscalls, (await sc?.stop()) ?? null);
+    const c1 = probe.statsNs ? await gatewayCounters(probe.statsNs, STATS_PORT) : null;
+    const d = diffCounters(c0, c1);
+    if (d)
+      counters = counters
+        ? {
+            segmentsIn: counters.segmentsIn + d.segmentsIn,
+            segmentsOut: counters.segmentsOut + d.segmentsOut,
+            timersScheduled: counters.timersScheduled + d.timersScheduled,
+          }
+        : d;
+    results.push(r);
+    bytes += r.bytes;
+    cpuS += t1 - t0;
+  }
+  results.sort((a, b) => a.mbps - b.mbps);
+  return { result: results[Math.floor(results.length / 2)]!, bytes, cpuS, counters, syscalls };
+}
+
 async function measurePath(
   path: PathName,
   w: World,
   peer: WireGuardGo,
   gwPort: number,
   ping: () => Promise<boolean>,
+  probe: Probe,
 ): Promise<void> {
   const direct = `${ADDR.gwOuter4}:${gwPort}`;
   for (const s of SCENARIOS) {
@@ -91,9 +172,9 @@ async function measurePath(
       } else if (peer.config.endpoint !== direct) await setEndpoint(peer, direct);
       if (!(await ping())) throw new Error(`${path}/${s.name}: no ping through the tunnel`);
       process.stderr.write(`${path} / ${s.name}${s.relay ? ` [${describeImpairment(s.relay)}]` : ""}: download...\n`);
-      const download = await iperf(w.t.peer, s.host, PORTS.iperf, { seconds, reverse: true, streams });
+      const download = await measureDirection(w.t.peer, s.host, true, probe);
       process.stderr.write(`${path} / ${s.name}: upload...\n`);
-      const upload = await iperf(w.t.peer, s.host, PORTS.iperf, { seconds, reverse: false, streams });
+      const upload = await measureDirection(w.t.peer, s.host, false, probe);
       const row = results.get(s.name) ?? {};
       row[path] = { download, upload };
       results.set(s.name, row);
@@ -109,9 +190,17 @@ async function measurePath(
 }
 
 const fmt = (r: IperfResult | undefined) =>
-  !r ? "-" : r.error ? `err: ${r.error.replace(/\s+/g, " ").slice(0, 20)}` : r.mbps.toFixed(1);
+  !r ? "-" : r.error ? `err: ${r.error.replace(/\s+/g, " ").slice(0, 12)}` : r.mbps.toFixed(1);
 const ratio = (a: IperfResult | undefined, b: IperfResult | undefined) =>
-  !a || !b || a.error || b.error || b.mbps === 0 ? "-" : `${((a.mbps / b.mbps) * 100).toFixed(1)}%`;
+  !a || !b || a.error || b.error || b.mbps === 0 ? "-" : `${(a.mbps / b.mbps).toFixed(2)}x`;
+const GIB = 1024 ** 3;
+const perGiB = (m: Measured | undefined) =>
+  !m || m.bytes <= 0 || !Number.isFinite(m.cpuS) ? "-" : (m.cpuS / (m.bytes / GIB)).toFixed(1);
+const per = (n: number | undefined, d: number | undefined) =>
+  n === undefined || d === undefined || !Number.isFinite(n) || !Number.isFinite(d) || d <= 0 ? "-" : (n / d).toFixed(2);
+/** Host TCP send syscalls: every write-like syscall but the UDP batch (sendmmsg). */
+const hostSends = (s: SyscallCounts | null | undefined) =>
+  s ? (s.sendto ?? 0) + (s.write ?? 0) + (s.writev ?? 0) + (s.sendmsg ?? 0) : undefined;
 
 async function main(): Promise<number> {
   const skip = interopSkipReason(["wireguard-go", "wg", "ip", "ss", "iperf3", "python3"]);
@@ -133,13 +222,16 @@ async function main(): Promise<number> {
     world = await createWorld(PREFIX, IFP, { files: {}, iperf: true });
     const w = world;
     if (only !== "reference") {
-      await w.startGateway({ logLevel: "warn", extraArgs: tcpBuffer ? ["--tcp-buffer-size", tcpBuffer] : [] });
+      // --stats-listen only adds a loopback HTTP endpoint for the counters; the data path keeps defaults.
+      const extraArgs = ["--stats-listen", `127.0.0.1:${STATS_PORT}`];
+      if (tcpBuffer) extraArgs.push("--tcp-buffer-size", tcpBuffer);
+      const gw = await w.startGateway({ logLevel: "warn", extraArgs });
       await w.startPeer();
       const ping = async () => {
         for (let i = 0; i < 5; i++) if ((await w.ping(ADDR.tunGw4, 2)) > 0) return true;
         return false;
       };
-      await measurePath("wgslirpy", w, w.peer, GW_PORT, ping);
+      await measurePath("wgslirpy", w, w.peer, GW_PORT, ping, { pid: gw.pid, statsNs: w.t.gw });
       const rss = await w.gateway!.rssKiB();
       if (rss) process.stderr.write(`wgslirpy RSS after the runs: ${Math.round(rss / 1024)} MiB\n`);
       await w.peer.dispose();
@@ -152,31 +244,45 @@ async function main(): Promise<number> {
         for (let i = 0; i < 5; i++) if ((await w.ping(ADDR.tunGw4, 2)) > 0) return true;
         return false;
       };
-      await measurePath("reference", w, pair.peer, REF_GW_PORT, ping);
+      await measurePath("reference", w, pair.peer, REF_GW_PORT, ping, { pid: pair.gw.pid ?? -1 });
     }
   } finally {
     await stop();
   }
 
   const head =
-    `iperf3 -t ${seconds}${streams > 1 ? ` -P ${streams}` : ""}, Mbit/s (receiver side)` +
-    `; wgslirpy --tcp-buffer-size ${tcpBuffer || "65535 (default)"}`;
-  const cols = ["wgslirpy down", "wgslirpy up", "ref down", "ref up", "ratio down", "ratio up"];
+    `iperf3 -t ${seconds}${streams > 1 ? ` -P ${streams}` : ""}${runs > 1 ? `, median of ${runs}` : ""}, Mbit/s (receiver side)` +
+    `; wgslirpy --tcp-buffer-size ${tcpBuffer || "default"}`;
   console.log(`\n${head}; ref = wireguard-go + kernel routing; ratio = wgslirpy / ref`);
-  console.log(`${"scenario".padEnd(22)}${cols.map((c) => c.padStart(15)).join("")}`);
+  console.log(
+    "CPU-s/GiB = user+sys of the gateway process (ref: gw-side wireguard-go) per GiB moved; seg out/in, timers/seg: the " +
+      "gateway's TCP segments out per segment in and setTimeout calls per segment in+out" +
+      (withSyscalls ? "; sends/seg: host TCP send syscalls per segment in+out" : ""),
+  );
+  const cols = ["wgslirpy", "ref", "ratio", "CPU-s/GiB", "ref CPU-s/GiB", "seg out/in", "timers/seg"];
+  if (withSyscalls) cols.push("sends/seg");
+  console.log(`${"scenario".padEnd(28)}${cols.map((c) => c.padStart(14)).join("")}`);
   for (const s of SCENARIOS) {
     const r = results.get(s.name) ?? {};
-    const a = r.wgslirpy;
-    const b = r.reference;
-    const cells = [
-      fmt(a?.download),
-      fmt(a?.upload),
-      fmt(b?.download),
-      fmt(b?.upload),
-      ratio(a?.download, b?.download),
-      ratio(a?.upload, b?.upload),
-    ];
-    console.log(`${s.name.padEnd(22)}${cells.map((c) => c.padStart(15)).join("")}`);
+    for (const dir of ["download", "upload"] as const) {
+      const a = r.wgslirpy?.[dir];
+      const b = r.reference?.[dir];
+      const c = a?.counters;
+      const segs = c ? c.segmentsIn + c.segmentsOut : undefined;
+      const cells = [
+        fmt(a?.result),
+        fmt(b?.result),
+        ratio(a?.result, b?.result),
+        perGiB(a),
+        perGiB(b),
+        per(c?.segmentsOut, c?.segmentsIn),
+        per(c?.timersScheduled, segs),
+      ];
+      if (withSyscalls) cells.push(per(hostSends(a?.syscalls), segs));
+      console.log(
+        `${`${s.name} ${dir === "download" ? "down" : "up"}`.padEnd(28)}${cells.map((x) => x.padStart(14)).join("")}`,
+      );
+    }
   }
   if (withImpair)
     console.log(

@@ -24,7 +24,7 @@ import { StatsSummary } from "./observe/summary.ts";
 import type { GatewayOptions, PeerConfig } from "./options.ts";
 import { PcapWriter, tapLink } from "./pcap/writer.ts";
 import { openUdpTransport } from "./transport/udp.ts";
-import { type Clock, realClock } from "./util/clock.ts";
+import { type Clock, RealClock, realClock } from "./util/clock.ts";
 import { type Endpoint, formatEndpoint } from "./util/endpoint.ts";
 import { createLogger, type Logger } from "./util/log.ts";
 import { cryptoRandom, type Random } from "./util/random.ts";
@@ -50,6 +50,8 @@ export interface GatewayStats {
   gateway: ReturnType<Gateway["stats"]>;
   liveTcp: number;
   liveUdp: number;
+  /** setTimeout/clearTimeout calls so far (real clock only). */
+  osTimers?: { scheduled: number; cancelled: number };
 }
 
 export interface GatewayHandle {
@@ -307,6 +309,7 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
         gateway: g,
         liveTcp: g.liveTcp,
         liveUdp: g.liveUdp,
+        osTimers: clock instanceof RealClock ? clock.osTimers : undefined,
       };
     },
   };

@@ -49,7 +49,7 @@ class PingEntry implements NatEntry {
   }
 
   close(): void {
-    this.linger.clear();
+    this.linger.cancel();
     this.table.remove(this);
   }
 }

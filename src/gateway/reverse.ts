@@ -254,7 +254,7 @@ class ReverseUdpMapping implements NatEntry {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.timer.clear();
+    this.timer.cancel();
     this.owner.forget(this);
     this.deps.table.remove(this);
   }

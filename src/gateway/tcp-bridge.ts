@@ -381,7 +381,7 @@ export class TcpBridge extends TcpRelay {
   }
 
   protected override releaseTimers(): void {
-    this.connectTimer.clear();
+    this.connectTimer.cancel();
   }
 
   /** Gateway shutdown: a connect under way is cancelled too. */

@@ -142,7 +142,7 @@ export class UdpFlow implements NatEntry {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.idleTimer.clear();
+    this.idleTimer.cancel();
     this.queue = [];
     this.queuedBytes = 0;
     this.socket?.close();

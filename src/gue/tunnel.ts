@@ -112,7 +112,7 @@ export class GueTunnel implements IpLink {
   close(): void {
     if (!this.running) return;
     this.running = false;
-    this.keepaliveTimer.clear();
+    this.keepaliveTimer.cancel();
     this.transport.onDatagram = () => {};
   }
 

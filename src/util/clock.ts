@@ -4,6 +4,10 @@
  *
  * A Timer is a reusable slot: re-arming it is cheap (no new setTimeout when the new deadline is
  * later than the pending one), because TCP re-arms its RTO on nearly every ACK.
+ *
+ * afterTurn() runs work once the current event-loop turn's input has been handled (setImmediate:
+ * after every datagram of one receive poll), so per-packet effects (ACKs, host writes) coalesce to
+ * one per flow per turn.
  */
 
 export interface Timer {
@@ -11,8 +15,13 @@ export interface Timer {
   set(delayMs: number): void;
   /** Arm to fire at absolute clock time `at` (ms). */
   setAt(at: number): void;
-  /** Disarm. Safe to call when not armed. */
+  /**
+   * Disarm. Safe to call when not armed. Lazy: a pending OS timer stays (it finds nothing to do when
+   * it fires), so clear-then-set, as on every packet, costs no setTimeout/clearTimeout.
+   */
   clear(): void;
+  /** Disarm and drop the OS timer now: for an owner at its end of life (frees it at once). */
+  cancel(): void;
   /** Absolute deadline in ms, or -1 when not armed. */
   readonly deadline: number;
 }
@@ -24,12 +33,39 @@ export interface Clock {
   wallNow(): number;
   /** A timer slot that calls `fn` when its deadline passes. */
   timer(fn: () => void): Timer;
+  /**
+   * Call `fn` at the end of the current event-loop turn (after the input of this poll), in the order
+   * queued. Callers pass a bound function and queue it at most once per turn themselves.
+   */
+  afterTurn(fn: () => void): void;
+}
+
+/** Work queued for the end of a turn; runs what was queued before the run began (bounded). */
+class TurnQueue {
+  private q: (() => void)[] = [];
+  private spare: (() => void)[] = [];
+  get length(): number {
+    return this.q.length;
+  }
+  push(fn: () => void): void {
+    this.q.push(fn);
+  }
+  run(): void {
+    const q = this.q;
+    if (q.length === 0) return;
+    // Work queued while running goes to the next run.
+    this.q = this.spare;
+    for (let i = 0; i < q.length; i++) (q[i] as () => void)();
+    q.length = 0;
+    this.spare = q;
+  }
 }
 
 class RealTimer implements Timer {
   deadline = -1;
   private handle: ReturnType<typeof setTimeout> | undefined;
   private handleAt = -1;
+  private readonly fireBound = () => this.fire();
   constructor(
     private readonly clock: RealClock,
     private readonly fn: () => void,
@@ -41,20 +77,28 @@ class RealTimer implements Timer {
     this.deadline = at;
     // Keep an earlier pending OS timer: it re-checks the deadline when it fires.
     if (this.handle !== undefined && this.handleAt <= at) return;
-    if (this.handle !== undefined) clearTimeout(this.handle);
+    if (this.handle !== undefined) {
+      clearTimeout(this.handle);
+      this.clock.osTimers.cancelled++;
+    }
     this.schedule(at);
   }
   clear(): void {
     this.deadline = -1;
+  }
+  cancel(): void {
+    this.deadline = -1;
     if (this.handle !== undefined) {
       clearTimeout(this.handle);
+      this.clock.osTimers.cancelled++;
       this.handle = undefined;
       this.handleAt = -1;
     }
   }
   private schedule(at: number): void {
     this.handleAt = at;
-    this.handle = setTimeout(() => this.fire(), Math.max(0, Math.ceil(at - this.clock.now())));
+    this.clock.osTimers.scheduled++;
+    this.handle = setTimeout(this.fireBound, Math.max(0, Math.ceil(at - this.clock.now())));
     // Timers never keep the process alive on their own; sockets do.
     (this.handle as { unref?: () => void }).unref?.();
   }
@@ -72,6 +116,21 @@ class RealTimer implements Timer {
 }
 
 export class RealClock implements Clock {
+  /** OS timers started and cancelled (setTimeout / clearTimeout calls): per-packet cost, in stats. */
+  readonly osTimers = { scheduled: 0, cancelled: 0 };
+  private readonly turn = new TurnQueue();
+  private turnScheduled = false;
+  private readonly runTurn = () => {
+    this.turnScheduled = false;
+    this.turn.run();
+  };
+  afterTurn(fn: () => void): void {
+    this.turn.push(fn);
+    if (!this.turnScheduled) {
+      this.turnScheduled = true;
+      setImmediate(this.runTurn);
+    }
+  }
   now(): number {
     return performance.now();
   }
@@ -105,14 +164,27 @@ class VirtualTimer implements Timer {
     this.deadline = -1;
     this.clock.armed.delete(this);
   }
+  cancel(): void {
+    this.clear();
+  }
 }
 
-/** Deterministic clock for tests: time moves only when the test calls advance()/runUntil(). */
+/**
+ * Deterministic clock for tests: time moves only when the test calls advance()/runUntil(). A turn
+ * ends after each timer callback, on endTurn(), and (for tests driven by real I/O) at the next real
+ * setImmediate, whichever comes first.
+ */
 export class VirtualClock implements Clock {
   private t: number;
   private wallOffset: number;
   private seqCounter = 0;
   readonly armed = new Set<VirtualTimer>();
+  private readonly turn = new TurnQueue();
+  private turnScheduled = false;
+  private readonly runTurn = () => {
+    this.turnScheduled = false;
+    this.endTurn();
+  };
 
   constructor(startMs = 0, wallStartMs = 1_700_000_000_000) {
     this.t = startMs;
@@ -130,6 +202,17 @@ export class VirtualClock implements Clock {
   nextSeq(): number {
     return ++this.seqCounter;
   }
+  afterTurn(fn: () => void): void {
+    this.turn.push(fn);
+    if (!this.turnScheduled) {
+      this.turnScheduled = true;
+      setImmediate(this.runTurn);
+    }
+  }
+  /** End the current turn: run the work queued for it (and what that queues, bounded). */
+  endTurn(): void {
+    for (let i = 0; i < 100 && this.turn.length > 0; i++) this.turn.run();
+  }
   /** The earliest armed deadline, or -1. */
   nextDeadline(): number {
     let best: VirtualTimer | undefined;
@@ -142,6 +225,7 @@ export class VirtualClock implements Clock {
   }
   /** Move time to `at`, firing due timers in deadline order (timers armed while firing count too). */
   runUntil(at: number, maxFirings = 1_000_000): void {
+    this.endTurn();
     for (let i = 0; i < maxFirings; i++) {
       let best: VirtualTimer | undefined;
       for (const tm of this.armed) if (!best || earlier(tm, best)) best = tm;
@@ -150,6 +234,7 @@ export class VirtualClock implements Clock {
       this.armed.delete(best);
       best.deadline = -1;
       best.fn();
+      this.endTurn();
     }
     if (at > this.t) this.t = at;
   }

@@ -140,7 +140,7 @@ export class Reassembler {
   /** Drop every reassembly in progress and stop the timer. */
   clear(): void {
     this.pending.clear();
-    this.timer.clear();
+    this.timer.cancel();
   }
 
   /**

@@ -133,11 +133,11 @@ export class PeerTimers {
 
   /** Stop every timer (tunnel closed, or keys erased). */
   stopAll(): void {
-    this.retransmitHandshake.clear();
-    this.sendKeepalive.clear();
-    this.newHandshake.clear();
-    this.zeroKeyMaterial.clear();
-    this.persistentKeepalive.clear();
+    this.retransmitHandshake.cancel();
+    this.sendKeepalive.cancel();
+    this.newHandshake.cancel();
+    this.zeroKeyMaterial.cancel();
+    this.persistentKeepalive.cancel();
     this.keepaliveNeeded = false;
   }
 

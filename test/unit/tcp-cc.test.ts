@@ -16,13 +16,16 @@ function ackClock(cc: CongestionControl, startMs: number, untilMs: number, rttMs
 }
 
 describe("congestion control arithmetic", () => {
-  test("slow start: +min(acked, 2 MSS) per ACK from IW10, both algorithms", () => {
+  test("slow start: +min(acked, 8 MSS) per ACK from IW10, both algorithms", () => {
     for (const cc of [new NewReno(MSS), new Cubic(MSS)]) {
       expect(cc.cwnd).toBe(10 * MSS);
       for (let i = 0; i < 10; i++) cc.onAck(MSS, 0, 50);
       expect(cc.cwnd).toBe(20 * MSS);
       cc.onAck(5 * MSS, 0, 50);
-      expect(cc.cwnd).toBe(22 * MSS);
+      expect(cc.cwnd).toBe(25 * MSS);
+      // A stretch ACK for 20 segments grows cwnd by 8.
+      cc.onAck(20 * MSS, 0, 50);
+      expect(cc.cwnd).toBe(33 * MSS);
     }
   });
 

@@ -107,11 +107,17 @@ describe("TCP data transfer", () => {
     }
     expect(windows).toEqual([6192, 4192, 2192]);
     conn.consume(1000);
+    h.clock.endTurn();
     expect(h.out.sent.length).toBe(0); // 1000 < min(MSS, buffer/2): no update (SWS, RFC 9293 §3.8.6.2.2)
     conn.consume(1000);
+    // The peer still sees 2192 bytes of window: the update waits for the end of the turn.
+    expect(h.out.sent.length).toBe(0);
+    h.clock.endTurn();
     const upd = h.out.one();
     expect([upd.flags, upd.seq, upd.ack, upd.window]).toEqual([TCP_ACK, iss + 1, D + 6000, 4192]);
-    conn.consume(4000);
+    conn.consume(3000);
+    conn.consume(1000);
+    h.clock.endTurn();
     expect(h.out.one().window).toBe(8192);
   });
 

@@ -226,7 +226,11 @@ export function harness(
     out,
     layer,
     connects,
-    peer: (s) => layer.input(PEER, REMOTE, buildSegment(PEER, REMOTE, s)),
+    // Each delivered segment is one event-loop turn (tests that batch call layer.input and endTurn).
+    peer: (s) => {
+      layer.input(PEER, REMOTE, buildSegment(PEER, REMOTE, s));
+      clock.endTurn();
+    },
   };
 }
 

@@ -83,7 +83,8 @@ describe("TCP loss recovery between two layers (scripted loss)", () => {
       sizeAtoB: 300 * SEG,
       sizeBtoA: 0,
       seed: 3,
-      aToB: { delayMs: 10 },
+      // A bottleneck spaces the data out, so B acknowledges segment by segment (not once per burst).
+      aToB: { delayMs: 10, rateBytesPerMs: 1000, queueBytes: 1 << 30 },
       bToA: { delayMs: 10, duplicate: 0.3 },
     });
     expect(r.intact).toBe(true);

@@ -144,8 +144,8 @@ describe("TCP retransmission", () => {
     expect(r.rto).toBe(60000);
     const cc = new NewReno(1000);
     expect(cc.cwnd).toBe(10000);
-    cc.onAck(5000);
-    expect(cc.cwnd).toBe(12000); // ABC: at most 2 MSS per ACK
+    cc.onAck(10000);
+    expect(cc.cwnd).toBe(18000); // ABC: at most 8 MSS per ACK
     cc.onTimeout(12000);
     expect([cc.cwnd, cc.ssthresh]).toEqual([1000, 6000]);
     for (let i = 0; i < 5; i++) cc.onAck(1000);

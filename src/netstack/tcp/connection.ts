@@ -115,9 +115,12 @@ export class TcpConnection extends TcpInput implements TcpConnectionApi {
     if (this.closePending && this.recvBuf.length === 0) this.fireClosed("closed");
     if (this.rcvFin) return;
     if (this.state !== "ESTABLISHED" && this.state !== "FIN-WAIT-1" && this.state !== "FIN-WAIT-2") return;
-    // Window update once the right edge can move by the SWS threshold (RFC 9293 §3.8.6.2.2).
-    if (seqDiff(seqAdd(this.rcvNxt, this.recvBuf.window), this.rcvAdvRight) >= this.windowUpdateThreshold()) {
-      this.sendAck();
+    // Window update once the right edge can move by the SWS threshold (RFC 9293 §3.8.6.2.2): at once
+    // when the peer sees a window too small to send into, else folded into the turn's ACK.
+    const threshold = this.windowUpdateThreshold();
+    if (seqDiff(seqAdd(this.rcvNxt, this.recvBuf.window), this.rcvAdvRight) >= threshold) {
+      if (seqDiff(this.rcvAdvRight, this.rcvNxt) < threshold) this.sendAck();
+      else this.ackLater();
     }
   }
 

@@ -16,7 +16,8 @@ export abstract class TcpInput extends TcpTimers {
     if (this.state === "SYN-SENT") this.inputSynSent(seg);
     else if (this.state === "SYN-RECEIVED" && !this.synAckSent) this.inputPending(seg);
     else this.inputSynchronized(seg);
-    this.flushEvents();
+    // The app hears of it at the end of the turn: one readable event (one host write) per turn.
+    if (this.events !== 0) this.queueTurn();
   }
 
   /** Passive open before accept(): only the peer's SYN retransmissions and RST matter. */
@@ -195,9 +196,14 @@ export abstract class TcpInput extends TcpTimers {
 
     // Seventh: segment text, then eighth: FIN.
     let ackNeeded = false;
+    // Only new in-order data with no hole on either side may wait for the end of the turn; anything
+    // else (out of order, filling a hole, duplicate, beyond the window, FIN) is ACKed at once
+    // (RFC 5681 §4.2, RFC 9293 §3.10.7.4).
+    let ackNow = true;
     const receiving = this.state === "ESTABLISHED" || this.state === "FIN-WAIT-1" || this.state === "FIN-WAIT-2";
     if (receiving && segLen > 0) {
       ackNeeded = true;
+      const inOrder = seg.seq === this.rcvNxt && this.recvBuf.outOfOrderCount === 0;
       let off = seqDiff(seg.seq, this.rcvNxt);
       let from = seg.payloadOffset;
       let len = dataLen;
@@ -219,6 +225,7 @@ export abstract class TcpInput extends TcpTimers {
           truncated = true;
         } else {
           stats.outOfOrderBytes += this.recvBuf.outOfOrderBytes - oooBefore;
+          if (inOrder && !truncated && advance === dataLen && this.recvBuf.outOfOrderCount === 0) ackNow = false;
           if (advance > 0) {
             stats.receiveBufferedBytes += advance;
             this.rcvNxt = seqAdd(this.rcvNxt, advance);
@@ -228,6 +235,7 @@ export abstract class TcpInput extends TcpTimers {
           }
         }
       }
+      if (f & TCP_FIN) ackNow = true;
       if (f & TCP_FIN && !truncated && !this.peerFinKnown) {
         this.peerFinKnown = true;
         this.peerFinSeq = seqAdd(seg.seq, dataLen);
@@ -235,10 +243,14 @@ export abstract class TcpInput extends TcpTimers {
       if (this.peerFinKnown && !this.rcvFin && this.rcvNxt === this.peerFinSeq) this.receiveFin();
     }
 
-    // Data or our FIN going out now carries the ACK; otherwise acknowledge on its own.
-    const sentBefore = stats.segmentsOut;
+    // Data or our FIN going out now carries the ACK (and clears ackPending); otherwise acknowledge on
+    // its own, now or at the end of the turn.
+    if (ackNeeded) this.ackPending = true;
     this.trySend();
-    if (ackNeeded && stats.segmentsOut === sentBefore) this.sendAck();
+    if (this.ackPending) {
+      if (ackNeeded && ackNow) this.sendAck();
+      else this.queueTurn();
+    }
   }
 
   /**

@@ -17,6 +17,7 @@ import { DEFAULT_FIN_WAIT_2_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_SYN_TIM
 import { emitReset, TcpSegmentIn } from "./segment.ts";
 import { seqAdd } from "./seq.ts";
 import { TcpStats } from "./stats.ts";
+import type { TcpControlBlock } from "./tcb.ts";
 
 export interface TcpLayerOptions {
   output: IpOutput;
@@ -80,6 +81,17 @@ export class TcpLayer {
   private readonly finWait2TimeoutMs: number;
   private readonly maxConnections: number;
   private readonly ccFactory: CongestionControlFactory;
+  /** Connections with end-of-turn work (each at most once per turn: bounded by the table). */
+  private turnWork: TcpConnection[] = [];
+  private turnScheduled = false;
+  private readonly runTurnBound = () => this.runTurn();
+  private readonly queueTurnBound = (c: TcpControlBlock) => {
+    this.turnWork.push(c as TcpConnection);
+    if (!this.turnScheduled) {
+      this.turnScheduled = true;
+      this.opts.clock.afterTurn(this.runTurnBound);
+    }
+  };
 
   constructor(private readonly opts: TcpLayerOptions) {
     this.synTimeoutMs = opts.synTimeoutMs ?? DEFAULT_SYN_TIMEOUT_MS;
@@ -187,6 +199,13 @@ export class TcpLayer {
     return conn;
   }
 
+  private runTurn(): void {
+    this.turnScheduled = false;
+    const work = this.turnWork;
+    this.turnWork = [];
+    for (let i = 0; i < work.length; i++) (work[i] as TcpConnection).endTurn();
+  }
+
   /** Abort every connection (RST to the peer) and stop their timers. */
   close(): void {
     for (const conn of [...this.table.values()]) conn.abort();
@@ -225,6 +244,7 @@ export class TcpLayer {
       finWait2TimeoutMs: this.finWait2TimeoutMs,
       congestionControl: this.ccFactory,
       sack: o.sack,
+      queueTurn: this.queueTurnBound,
       onGone: (c) => {
         if (this.table.get(key) === c) this.table.delete(key);
       },

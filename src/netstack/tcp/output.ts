@@ -56,6 +56,7 @@ export abstract class TcpSegmentOutput extends TcpControlBlock {
       h.tsEcr = this.tsRecent;
       this.rcvAdvRight = seqAdd(this.rcvNxt, wnd);
       this.lastAckSent = this.rcvNxt;
+      this.ackPending = false;
     }
     this.emit(0);
     if (seqLt(this.sndMax, seqAdd(this.iss, 1))) {
@@ -122,6 +123,7 @@ export abstract class TcpSegmentOutput extends TcpControlBlock {
       h.sackCount = this.recvBuf.sackBlocks(this.rcvNxt, h.sackBlocks, this.tsEnabled ? 3 : 4);
     }
     this.lastAckSent = this.rcvNxt;
+    this.ackPending = false;
   }
 
   protected emit(payloadLength: number): void {

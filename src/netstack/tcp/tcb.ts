@@ -53,6 +53,11 @@ export interface TcpConnectionOptions {
   finWait2TimeoutMs?: number;
   /** Offer and accept SACK (RFC 2018); default true. */
   sack?: boolean;
+  /**
+   * Queue the connection for the end of the event-loop turn (the layer then calls endTurn() once):
+   * app events and the coalesced ACK go out once per turn, not once per segment.
+   */
+  queueTurn: (conn: TcpControlBlock) => void;
 }
 
 /** Least time between two ACKs answering out-of-window segments without data. */
@@ -151,6 +156,10 @@ export abstract class TcpControlBlock {
   protected released = false;
   protected writeBlocked = false;
   protected events = 0;
+  /** An ACK is owed; it goes out at the end of the turn unless a segment carries it first. */
+  protected ackPending = false;
+  /** In the layer's end-of-turn list. */
+  private turnQueued = false;
 
   protected readonly sendBuf: SendBuffer;
   protected readonly recvBuf: ReceiveBuffer;
@@ -249,6 +258,28 @@ export abstract class TcpControlBlock {
     return (this.tsNow() - tsEcr) >>> 0;
   }
 
+  /** Run this flow's end-of-turn work: the app events, then the ACK still owed (window folded in). */
+  endTurn(): void {
+    this.flushEvents();
+    if (this.ackPending && !this.released) this.sendAck();
+    this.turnQueued = false;
+  }
+
+  /** Have endTurn() called at the end of this turn (once). */
+  protected queueTurn(): void {
+    if (this.turnQueued) return;
+    this.turnQueued = true;
+    this.opts.queueTurn(this);
+  }
+
+  /** Owe an ACK, sent at the end of the turn (RFC 5681 §4.2 allows the delay; the turn bounds it). */
+  protected ackLater(): void {
+    this.ackPending = true;
+    this.queueTurn();
+  }
+
+  protected abstract sendAck(): void;
+
   protected flushEvents(): void {
     while (this.events !== 0 && !this.closedFired) {
       const ev = this.events;
@@ -276,8 +307,8 @@ export abstract class TcpControlBlock {
     stats.sendBufferedBytes -= this.sendBuf.length;
     stats.receiveBufferedBytes -= this.recvBuf.length;
     stats.outOfOrderBytes -= this.recvBuf.outOfOrderBytes;
-    this.rtxTimer.clear();
-    this.auxTimer.clear();
+    this.rtxTimer.cancel();
+    this.auxTimer.cancel();
     this.opts.onGone(this);
   }
 

@@ -2,7 +2,8 @@
  * CUBIC congestion control (RFC 9438). Windows are in bytes outside, in segments inside the cubic
  * arithmetic (the RFC's unit), time in seconds.
  *
- * - Slow start as NewReno (RFC 5681 with ABC L = 2, RFC 3465). HyStart is not implemented.
+ * - Slow start as NewReno (RFC 5681 with ABC, RFC 3465, L = SLOW_START_ACK_LIMIT). HyStart is not
+ *   implemented.
  * - Congestion avoidance (§4.2): W_cubic(t) = C (t - K)^3 + W_max with
  *   K = cbrt((W_max - cwnd_epoch) / C); each ACK moves cwnd toward target = W_cubic(t + RTT),
  *   clamped to [cwnd, 1.5 cwnd], by (target - cwnd) / cwnd per acknowledged segment.
@@ -17,7 +18,7 @@
  * Loss recovery arithmetic (entering, inflation without SACK, partial ACKs, exit) matches NewReno
  * with beta in place of 1/2, see types.ts.
  */
-import { initialWindow } from "./newreno.ts";
+import { initialWindow, SLOW_START_ACK_LIMIT } from "./newreno.ts";
 import type { CongestionControl } from "./types.ts";
 
 /** RFC 9438 §5: C = 0.4 (segments / s^3). */
@@ -65,7 +66,7 @@ export class Cubic implements CongestionControl {
   onAck(ackedBytes: number, now: number, srttMs = -1): void {
     const mss = this.mss;
     if (this.w < this.ssthresh) {
-      this.set(this.w + Math.min(ackedBytes, 2 * mss));
+      this.set(this.w + Math.min(ackedBytes, SLOW_START_ACK_LIMIT * mss));
       return;
     }
     const cw = this.w / mss;

@@ -9,6 +9,14 @@ export function initialWindow(mss: number): number {
   return Math.min(10 * mss, Math.max(2 * mss, 14600));
 }
 
+/**
+ * Slow start grows cwnd by at most this many MSS per ACK (appropriate byte counting, RFC 3465's L).
+ * 8, not RFC 3465's 2: receivers that coalesce ACKs (Linux with GRO, this stack: one ACK per flow
+ * per event-loop turn) send stretch ACKs, and L = 2 would slow slow start down to a crawl; RFC 9406
+ * §4.2 uses L = 8 for senders that do not pace.
+ */
+export const SLOW_START_ACK_LIMIT = 8;
+
 export class NewReno implements CongestionControl {
   readonly name = "newreno";
   cwnd: number;
@@ -27,8 +35,8 @@ export class NewReno implements CongestionControl {
 
   onAck(ackedBytes: number, _now = 0, _srttMs = -1): void {
     if (this.cwnd < this.ssthresh) {
-      // Slow start with appropriate byte counting, L = 2*SMSS (RFC 3465 §2.2, RFC 5681 eq. 2).
-      this.cwnd += Math.min(ackedBytes, 2 * this.mss);
+      // Slow start with appropriate byte counting (RFC 3465 §2.2, RFC 5681 eq. 2).
+      this.cwnd += Math.min(ackedBytes, SLOW_START_ACK_LIMIT * this.mss);
       return;
     }
     // Congestion avoidance: one MSS per cwnd of acknowledged data (RFC 5681 §3.1 byte counting).

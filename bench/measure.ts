@@ -1,0 +1,67 @@
+// Per-process cost figures for the benchmarks: CPU seconds from /proc (user + sys, all threads), the
+// gateway's own counters from its /stats endpoint, and syscall counts from `perf stat` tracepoints.
+import { exec, spawnBg } from "../harness/netns.ts";
+
+/** Clock ticks per second of /proc/PID/stat (USER_HZ; 100 on Linux). */
+const USER_HZ = 100;
+
+/** utime + stime of `pid` in seconds (every thread), or NaN when it cannot be read. */
+export async function cpuSeconds(pid: number): Promise<number> {
+  try {
+    const s = await Bun.file(`/proc/${pid}/stat`).text();
+    // Fields after "(comm)": state is [0], utime [11], stime [12].
+    const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / USER_HZ;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+export interface GatewayCounters {
+  segmentsIn: number;
+  segmentsOut: number;
+  timersScheduled: number;
+}
+
+/** The gateway's TCP segment and OS-timer counters from `--stats-listen` (inside `ns`). */
+export async function gatewayCounters(ns: string, statsPort: number): Promise<GatewayCounters | null> {
+  const r = await exec(ns, ["curl", "-s", "--max-time", "3", `http://127.0.0.1:${statsPort}/stats`], {
+    timeoutMs: 5000,
+  });
+  try {
+    const j = JSON.parse(r.stdout);
+    return {
+      segmentsIn: Number(j.tcp?.segmentsIn ?? Number.NaN),
+      segmentsOut: Number(j.tcp?.segmentsOut ?? Number.NaN),
+      timersScheduled: Number(j.osTimers?.scheduled ?? Number.NaN),
+    };
+  } catch {
+    return null;
+  }
+}
+
+/** Syscalls the counts are taken of; "host sends" are the TCP-socket writes among them. */
+const SYSCALLS = ["sendto", "write", "writev", "sendmsg", "sendmmsg", "recvmmsg", "recvfrom", "read"] as const;
+export type SyscallCounts = Partial<Record<(typeof SYSCALLS)[number], number>>;
+
+/** Count syscalls of `pid` until stop() (perf stat on syscall tracepoints; null if perf fails). */
+export function countSyscalls(pid: number): { stop(): Promise<SyscallCounts | null> } {
+  const events = SYSCALLS.map((s) => `syscalls:sys_enter_${s}`).join(",");
+  const p = spawnBg(null, "perf stat", ["perf", "stat", "-x", ",", "-e", events, "-p", String(pid)]);
+  return {
+    async stop() {
+      // perf stat prints its counts on SIGINT.
+      try {
+        process.kill(p.pid, "SIGINT");
+      } catch {}
+      await Promise.race([p.exited, Bun.sleep(3000)]);
+      await p.stop(500);
+      const out: SyscallCounts = {};
+      for (const line of p.output().split("\n")) {
+        const m = line.match(/^(\d+),[^,]*,syscalls:sys_enter_(\w+)/);
+        if (m) out[m[2] as (typeof SYSCALLS)[number]] = Number(m[1]);
+      }
+      return Object.keys(out).length > 0 ? out : null;
+    },
+  };
+}

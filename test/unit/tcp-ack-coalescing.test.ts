@@ -1,0 +1,114 @@
+import { describe, expect, test } from "bun:test";
+import { TCP_ACK, TCP_FIN, TCP_PSH } from "../../src/wire/tcp.ts";
+import {
+  buildSegment,
+  bytes,
+  describe as describeSeg,
+  establish,
+  harness,
+  PEER,
+  PEER_ISS,
+  REMOTE,
+} from "./tcp-harness.ts";
+
+const D = PEER_ISS + 1;
+const SACK = { mss: 1460, sackPermitted: true };
+const SEG = 1000;
+
+/** Harness + established flow; `send(i)` delivers the peer's i-th 1000-byte segment without ending the turn. */
+function flow(bufferSize = 65536) {
+  const h = harness({ bufferSize });
+  const e = establish(h, SACK);
+  const send = (i: number, flags = TCP_ACK) =>
+    h.layer.input(
+      PEER,
+      REMOTE,
+      buildSegment(PEER, REMOTE, { seq: D + i * SEG, ack: e.iss + 1, flags, payload: bytes(SEG, i) }),
+    );
+  return { h, ...e, send };
+}
+
+describe("TCP receive path: one ACK and one readable event per flow per turn", () => {
+  test("ten in-order segments in one turn: no ACK until the turn ends, then one ACK for all, one onReadable", () => {
+    const { h, rec, send, conn } = flow();
+    for (let i = 0; i < 10; i++) send(i);
+    expect(h.out.sent.length).toBe(0);
+    expect(rec.readable).toBe(0);
+    h.clock.endTurn();
+    const a = h.out.one();
+    expect([a.flags, a.ack]).toEqual([TCP_ACK, D + 10 * SEG]);
+    expect(rec.readable).toBe(1);
+    expect(conn.receiveBuffered).toBe(10 * SEG);
+    expect(h.layer.stats.segmentsOut).toBe(2); // SYN-ACK + this ACK
+  });
+
+  test("the app consuming in onReadable folds the window update into the turn's single ACK", () => {
+    const { h, conn, send } = flow(8192);
+    conn.onReadable = () => conn.consume(conn.peek().length);
+    for (let i = 0; i < 6; i++) send(i);
+    h.clock.endTurn();
+    const a = h.out.one();
+    expect([a.ack, a.window]).toEqual([D + 6 * SEG, 8192]);
+  });
+
+  test("an out-of-order segment is ACKed at once with its SACK block; filling the hole too", () => {
+    const { h, send, rec } = flow();
+    send(0);
+    expect(h.out.sent.length).toBe(0);
+    send(2);
+    const dup = h.out.one();
+    expect(dup.ack).toBe(D + SEG);
+    expect(dup.options.sackCount).toBe(1);
+    expect([dup.options.sackBlocks[0], dup.options.sackBlocks[1]]).toEqual([D + 2 * SEG, D + 3 * SEG]);
+    send(1);
+    const filled = h.out.one();
+    expect([filled.ack, filled.options.sackCount]).toEqual([D + 3 * SEG, 0]);
+    // Nothing is left owed for the end of the turn; the app hears once.
+    h.clock.endTurn();
+    expect(h.out.sent.length).toBe(0);
+    expect(rec.readable).toBe(1);
+  });
+
+  test("a duplicate segment is ACKed at once", () => {
+    const { h, send } = flow();
+    send(0);
+    h.clock.endTurn();
+    h.out.take();
+    send(0);
+    expect(h.out.one().ack).toBe(D + SEG);
+  });
+
+  test("FIN is ACKed at once, with the data before it", () => {
+    const { h, send, conn } = flow();
+    send(0);
+    send(1, TCP_ACK | TCP_PSH | TCP_FIN);
+    const a = h.out.one();
+    expect(a.ack).toBe(D + 2 * SEG + 1);
+    expect(conn.state).toBe("CLOSE-WAIT");
+    h.clock.endTurn();
+    expect(h.out.sent.length).toBe(0);
+  });
+
+  test("data we send in the same turn carries the ACK: no separate ACK segment", () => {
+    const { h, send, conn, iss } = flow();
+    conn.onReadable = () => {
+      conn.consume(conn.peek().length);
+      conn.write(bytes(100, 9));
+    };
+    send(0);
+    send(1);
+    h.clock.endTurn();
+    const out = h.out.take();
+    expect(out.map(describeSeg)).toEqual([`PSH|ACK seq=${iss + 1} ack=${D + 2 * SEG} win=65535 len=100`]);
+  });
+
+  test("a window re-opening from zero is sent at once, not at the end of the turn", () => {
+    const { h, conn, iss } = flow(8192);
+    for (let i = 0; i < 4; i++) h.peer({ seq: D + 2048 * i, ack: iss + 1, flags: TCP_ACK, payload: bytes(2048, i) });
+    // The harness ended a turn per segment: the last ACK closed the window.
+    expect(h.out.take().map((s) => s.window)).toEqual([6144, 4096, 2048, 0]);
+    conn.consume(2048);
+    const upd = h.out.one();
+    expect([upd.ack, upd.window]).toEqual([D + 8192, 2048]);
+  });
+});
