@@ -177,6 +177,13 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
     log,
     limits,
     fdLimit,
+    // Budget shares per peer: the peer whose AllowedIPs hold the flow's inner address.
+    peerOf: device
+      ? (addr) => {
+          const p = device?.allowedIps.lookup(addr);
+          return p ? keyToBase64(p.publicKey) : "";
+        }
+      : undefined,
     dns: options.dns,
     pingable: options.pingable,
     udpIdleTimeoutMs: options.udpIdleTimeout * 1000,

@@ -27,7 +27,10 @@ function captureLog() {
   return { log, warns };
 }
 
-function makeGateway(limits: FlowLimits, extra: { log?: Logger; fdLimit?: number; udpIdleTimeoutMs?: number } = {}) {
+function makeGateway(
+  limits: FlowLimits,
+  extra: { log?: Logger; fdLimit?: number; udpIdleTimeoutMs?: number; peerOf?: (a: Uint8Array) => string } = {},
+) {
   const netstack = new FakeNetstack();
   const clock = new VirtualClock();
   const gw = new Gateway({
@@ -37,6 +40,7 @@ function makeGateway(limits: FlowLimits, extra: { log?: Logger; fdLimit?: number
     limits,
     fdLimit: extra.fdLimit,
     udpIdleTimeoutMs: extra.udpIdleTimeoutMs,
+    peerOf: extra.peerOf,
   });
   cleanups.push(() => gw.close());
   return { gw, netstack, clock };
@@ -206,6 +210,24 @@ describe("gateway flows within the budget", () => {
     // One socket stuck in SYN-SENT, the live flow's, and the listener's accepted end.
     expect(openFdCount()).toBe(before + 3);
     expect(gw.stats().budget).toMatchObject({ pendingConnects: 1, evicted: 3 });
+  });
+
+  test("per-peer shares: a peer flooding UDP mappings leaves the second peer its share", async () => {
+    // Two peers told apart by their inner source address (a device passes its allowed-IPs lookup).
+    const { gw, netstack } = makeGateway(
+      { maxFlows: 16, maxPendingConnects: 4, maxUdpMappings: 4 },
+      { peerOf: (a) => (a[3] === 2 ? "flooder" : "other") },
+    );
+    const other = v4(10, 0, 0, 3);
+    const packet = new Uint8Array(28);
+    gw.onUdp({ src: other, srcPort: 60000, dst: LOOPBACK, dstPort: 9 }, enc.encode("x"), packet);
+    for (let i = 0; i < 20; i++)
+      gw.onUdp({ src: CLIENT, srcPort: 61000 + i, dst: LOOPBACK, dstPort: 9 }, enc.encode("x"), packet);
+    // The flooder got its half (2 of 4); the other peer's next mapping still fits.
+    expect(gw.stats()).toMatchObject({ liveUdp: 3, budget: { denied: { peer_share: 18 } } });
+    gw.onUdp({ src: other, srcPort: 60001, dst: LOOPBACK, dstPort: 9 }, enc.encode("x"), packet);
+    expect(gw.stats().liveUdp).toBe(4);
+    expect(netstack.unreachable.length).toBe(18);
   });
 
   test("no host socket left: a SYN is answered administratively prohibited, with one warning per second", async () => {
