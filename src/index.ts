@@ -111,6 +111,8 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
   let peersUp: () => number;
   let peerCount = () => 1;
   let device: WireGuardDevice | undefined;
+  /** A peer moved to a new endpoint (set once the TCP layer exists). */
+  let peerRoamed: (peer: Peer) => void = () => {};
   const rejections = new RejectionReporter(log, clock);
   scope.add(() => rejections.close());
   if (options.mode === "gue") {
@@ -142,7 +144,16 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
       log,
       aead,
       events: {
-        peer: (p) => peerLogEvents(log, peerLabel(p), rejections),
+        peer: (p) => {
+          const logged = peerLogEvents(log, peerLabel(p), rejections);
+          return {
+            ...logged,
+            roamed: (from, to) => {
+              logged.roamed?.(from, to);
+              peerRoamed(p);
+            },
+          };
+        },
         handshakeRejected: (reason, from) => rejections.add(reason, from),
       },
     });
@@ -214,6 +225,9 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
     onConnect: (flow, conn) => gateway.onTcpConnect(flow, conn),
   });
   netstack.setTcp(tcp);
+  // What was lost on the old path is resent at once, not after a backed-off timer (up to 60 s).
+  const wgDevice = device;
+  if (wgDevice) peerRoamed = (p) => tcp.kickRetransmissions((address) => wgDevice.allowedIps.lookup(address) === p);
   gateway.attach(netstack);
   scope.add(() => {
     gateway.close();

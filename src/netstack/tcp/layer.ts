@@ -122,6 +122,18 @@ export class TcpLayer {
     }
   }
 
+  /**
+   * The peer moved to a new outer endpoint (WireGuard roaming): flows waiting on a backed-off
+   * retransmission timer resend now instead of after up to a minute. `remote` selects the flows of
+   * the peer that moved (by the peer's inner address); returns how many flows were kicked.
+   */
+  kickRetransmissions(remote?: (address: IpAddr) => boolean): number {
+    let n = 0;
+    for (const c of this.table.values()) if ((!remote || remote(c.remote)) && c.kickRetransmission()) n++;
+    this.stats.roamKicks += n;
+    return n;
+  }
+
   /** One TCP segment (header + payload) from the peer, `src` the peer's address. */
   input(src: IpAddr, dst: IpAddr, segment: Uint8Array): void {
     const stats = this.stats;

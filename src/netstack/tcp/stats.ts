@@ -9,6 +9,8 @@ export class TcpStats {
   retransmits = 0;
   /** Retransmission-timer expiries with data outstanding (each one collapses cwnd to one segment). */
   rtoExpirations = 0;
+  /** Backed-off retransmission timers expired early because the peer roamed (kickRetransmissions). */
+  roamKicks = 0;
   /** Loss-recovery episodes entered on duplicate ACKs / SACK (RFC 6675 or RFC 6582 fast recovery). */
   fastRecoveries = 0;
   /** Connections closed because the peer never sent its FIN in FIN-WAIT-2. */

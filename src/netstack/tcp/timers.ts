@@ -60,6 +60,21 @@ export abstract class TcpTimers extends TcpSender {
     this.trySend();
   }
 
+  /**
+   * The path to the peer changed (it roamed to a new endpoint). If the retransmission timer has
+   * backed off, what it waits to resend was probably lost on the old path, and the next expiry may
+   * be many seconds away: drop the backoff and the retry count (the peer is evidently alive) and
+   * expire the timer now, which resends from SND.UNA. A flow whose timer has not backed off is
+   * left alone: nothing says it lost anything, and a spurious resend would collapse its cwnd.
+   */
+  kickRetransmission(): boolean {
+    if (this.released || this.rtxTimer.deadline < 0 || this.rtt.backoff === 0) return false;
+    this.rtt.resetBackoff();
+    this.retries = 0;
+    this.rtxTimer.set(0);
+    return true;
+  }
+
   protected onAuxTimer(): void {
     if (this.released) return;
     if (this.state === "FIN-WAIT-2") {
