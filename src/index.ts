@@ -24,6 +24,7 @@ import { StatsSummary } from "./observe/summary.ts";
 import type { GatewayOptions, PeerConfig } from "./options.ts";
 import { PcapWriter, tapLink } from "./pcap/writer.ts";
 import { openUdpTransport } from "./transport/udp.ts";
+import { attachUapi } from "./uapi/attach.ts";
 import { type Clock, RealClock, realClock } from "./util/clock.ts";
 import { type Endpoint, formatEndpoint } from "./util/endpoint.ts";
 import { createLogger, type Logger } from "./util/log.ts";
@@ -94,9 +95,7 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
   // All-or-nothing: a failure below closes what was opened and throws one StartupError line.
   const scope = new StartupScope();
 
-  const transport = await scope.bind("the UDP socket (-b)", options.bind, () =>
-    openUdpTransport(options.bind, { log }),
-  );
+  let transport = await scope.bind("the UDP socket (-b)", options.bind, () => openUdpTransport(options.bind, { log }));
   scope.add(() => transport.close());
   const pcapPath = options.pcap;
   const pcap = pcapPath
@@ -257,6 +256,22 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
       )
     : undefined;
 
+  const uapiOptions = options.uapi;
+  const uapi =
+    uapiOptions && device
+      ? await scope.open(`cannot serve the UAPI socket ${uapiOptions.path}`, () =>
+          attachUapi(uapiOptions, device as WireGuardDevice, log, async (port) => {
+            // `wg set NAME listen-port N`: bind the new socket first, then let go of the old one.
+            const next = await openUdpTransport({ address: options.bind.address, port }, { log });
+            device?.setTransport(next);
+            const old = transport;
+            transport = next;
+            old.close();
+          }),
+        )
+      : undefined;
+  if (uapi) scope.add(() => uapi.close());
+
   // The gateway's own sockets are denied to the peer (on the addresses they answer on).
   const fwd = gateway.forwardsLocal();
   const ownSockets: OwnListener[] = [
@@ -267,6 +282,7 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
   if (statsServer) ownSockets.push({ what: "stats server", ...statsServer.local });
   policy.setListeners(ownSockets);
   const hostAddressWatch = watchHostAddresses(policy, clock, log);
+
   link.start();
   log.info(
     `wgslirpy ${VERSION} started: ${options.mode === "gue" ? "GUE" : "WireGuard"} mode on UDP ${formatEndpoint(transport.local)}` +
@@ -305,6 +321,7 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
     netstack.close();
     link.close();
     transport.close();
+    uapi?.close();
     statsServer?.close();
     await pcap?.close();
     resolveClosed();
@@ -314,7 +331,9 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
   ctx.signal?.addEventListener("abort", onAbort, { once: true });
 
   handle = {
-    local: transport.local,
+    get local() {
+      return transport.local;
+    },
     forwards: gateway.forwardsLocal(),
     statsLocal: statsServer?.local,
     closed,

@@ -1,4 +1,6 @@
+import type { UapiChoice } from "./cli/uapi-path.ts";
 import type { PolicyRuleSpec } from "./gateway/policy.ts";
+import type { UapiOptions } from "./uapi/attach.ts";
 import type { Endpoint } from "./util/endpoint.ts";
 import type { LogFormat, LogLevelName } from "./util/log.ts";
 import type { PeerConfig } from "./wireguard/device.ts";
@@ -51,6 +53,10 @@ export interface GatewayOptions {
   logFormat?: LogFormat;
   /** `--stats-interval`: log a one-line summary every this many seconds (0 or absent = off). */
   statsInterval?: number;
+  /** Serve the UAPI unix socket (`wg show` / `wg set`) at this path (WireGuard mode). */
+  uapi?: UapiOptions;
+  /** The CLI's --uapi / --name / --no-uapi, resolved into `uapi` when the gateway is served. */
+  uapiChoice?: UapiChoice;
   /** Write every inner packet, both directions, to this pcap file (LINKTYPE_RAW). */
   pcap?: string;
   /** Serve /stats, /metrics and /healthz over HTTP here (bind it to loopback). */

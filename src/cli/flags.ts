@@ -135,6 +135,15 @@ const COMMON: FlagSpec[] = [
     description: "log a one-line summary (peers, flows, bytes/s each way) every this many seconds (0 = off)",
     defaultText: "0",
   },
+  {
+    long: "name",
+    takesValue: true,
+    valueHint: "NAME",
+    description: "UAPI socket NAME.sock in /var/run/wireguard (else $XDG_RUNTIME_DIR/wireguard), for wg show/set NAME",
+    defaultText: "wgslirpy",
+  },
+  { long: "uapi", takesValue: true, valueHint: "PATH", description: "serve the UAPI socket at exactly this path" },
+  { long: "no-uapi", takesValue: false, description: "serve no UAPI socket" },
 ];
 
 export const MAIN_FLAGS: FlagSpec[] = [

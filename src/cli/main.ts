@@ -16,6 +16,7 @@ import { generatePrivateKey, keyToBase64, publicKeyOf } from "../wireguard/keys.
 import { KEYTOOL_FLAGS, MAIN_FLAGS, REPLAY_FLAGS, UP_FLAGS } from "./flags.ts";
 import { type CommandHelp, helpWidth, renderHelp } from "./help.ts";
 import { CliError, FlagReader, parseFlags, parseGatewayArgs, parseKeyFor, type ReadTextFile } from "./parse.ts";
+import { resolveUapi } from "./uapi-path.ts";
 import { type InterfaceList, parseUpArgs, peerEndpointFor, renderPeerConfig, upGatewayOptions } from "./up.ts";
 
 export const EXIT_OK = 0;
@@ -219,6 +220,7 @@ async function runUp(argv: readonly string[], io: CliIo): Promise<number> {
 /** Start the gateway and run until it ends or SIGINT/SIGTERM (a second signal exits at once). */
 async function serve(options: GatewayOptions, log: Logger): Promise<number> {
   const { startGateway } = await import("../index.ts");
+  if (options.mode === "wireguard" && !options.uapi) options.uapi = resolveUapi(options.uapiChoice, process.env);
   const ac = new AbortController();
   const onSignal = () => {
     if (ac.signal.aborted) process.exit(130);

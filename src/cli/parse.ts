@@ -11,6 +11,7 @@ import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevelName } from "../u
 import { KEY_LENGTH, KeyError, parseKey } from "../wireguard/keys.ts";
 import { gatewayOptionsFromConfig } from "./config-options.ts";
 import { type FlagSpec, MAIN_FLAGS } from "./flags.ts";
+import { parseUapiFlags } from "./uapi-path.ts";
 
 export class CliError extends Error {}
 
@@ -281,6 +282,7 @@ export function parseCommon(r: FlagReader, env: Record<string, string | undefine
     statsListen: r.endpoint("stats-listen", true),
     statsInterval: r.has("stats-interval") ? r.int("stats-interval", 0, 86400, 0) : undefined,
     policy: parsePolicy(r),
+    uapiChoice: parseUapiFlags(r),
   };
 }
 

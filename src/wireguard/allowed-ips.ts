@@ -99,13 +99,13 @@ class FamilyTrie<T> {
     else node.child1 = child;
   }
 
-  /** Remove one exact prefix; true when it was there. */
-  remove(addr: Uint8Array, cidr: number): boolean {
+  /** Remove one exact prefix (only if `owner` holds it, when given); true when it was removed. */
+  remove(addr: Uint8Array, cidr: number, owner?: T): boolean {
     const key = masked(addr, cidr);
     let node = this.root;
     while (node && node.cidr <= cidr && prefixMatches(node.key, key, 0, node.cidr)) {
       if (node.cidr === cidr) {
-        if (node.value === undefined) return false;
+        if (node.value === undefined || (owner !== undefined && node.value !== owner)) return false;
         node.value = undefined;
         this.size--;
         this.root = this.prune(this.root);
@@ -187,8 +187,9 @@ export class AllowedIps<T> {
     (prefix.address.length === 4 ? this.v4 : this.v6).insert(prefix.address, prefix.cidr, value);
   }
 
-  remove(prefix: Prefix): boolean {
-    return (prefix.address.length === 4 ? this.v4 : this.v6).remove(prefix.address, prefix.cidr);
+  /** Remove exactly this prefix (only if `owner` holds it, when given). */
+  remove(prefix: Prefix, owner?: T): boolean {
+    return (prefix.address.length === 4 ? this.v4 : this.v6).remove(prefix.address, prefix.cidr, owner);
   }
 
   removeValue(value: T): number {

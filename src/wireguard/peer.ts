@@ -247,6 +247,11 @@ export class Peer {
     this.sendStagedPackets();
   }
 
+  /** Send what waits for a session, or start a handshake for it (after a configuration change). */
+  sendStaged(): void {
+    this.sendStagedPackets();
+  }
+
   private usable(kp: Keypair): boolean {
     return kp.sendCounter < REJECT_COUNTER_LIMIT && this.host.clock.now() - kp.created < REJECT_AFTER_TIME;
   }
