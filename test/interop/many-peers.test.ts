@@ -149,7 +149,8 @@ describeOrSkip(skip, "many peers: config file, cryptokey routing and UAPI with t
       expect(endpoint).toBe(`${ADDR.peerOuter4}:${51831 + n}`);
       expect(allowed).toBe(`${peerAddr4(n + 1)}/32,${peerAddr6(n + 1)}/128`);
       expect(Number(handshake)).toBeGreaterThan(0);
-      expect(Number(rx)).toBeGreaterThan(256 * 1024);
+      // The gateway received requests and ACKs, and sent both files.
+      expect(Number(rx)).toBeGreaterThan(1000);
       expect(Number(tx)).toBeGreaterThan(2 * 256 * 1024);
     }
   }, 120_000);
