@@ -196,7 +196,7 @@ describe("UAPI unix socket server", () => {
       const set = await exchange(path, `set=1\npublic_key=${key}\nallowed_ip=10.0.0.7/32\n\n`, /\n\n$/);
       expect(set.text).toBe("errno=0\n\n");
       expect(device.peerCount).toBe(1);
-      const both = await exchange(path, "get=1\n\nget=1\n\n", /errno=0\n\n[^]*errno=0\n\n$/);
+      const both = await exchange(path, "get=1\n\nget=1\n\n", /errno=0\n\n[\s\S]*errno=0\n\n$/);
       const one = `${uapiGet(tgt)}errno=0\n\n`;
       expect(both.text).toBe(one + one);
       expect(one).toContain(`public_key=${key}\n`);
