@@ -2,8 +2,9 @@
 // gateway's public key sends MAC1-valid initiations at 5,000/s while a wireguard-go peer with a
 // session pings and downloads through the gateway CLI; then the peer is restarted (new process,
 // same key: a fresh handshake, like a new peer) and must get in through the cookie path (MAC2).
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createWorld, GW_PORT, type World } from "../../harness/fixture.ts";
+import { describeOrSkip } from "../../harness/gate.ts";
 import { REPO_ROOT } from "../../harness/gateway.ts";
 import { type BgProcess, exec, interopSkipReason, sleep, spawnBg } from "../../harness/netns.ts";
 import { curlSha256, PORTS } from "../../harness/servers.ts";
@@ -11,7 +12,6 @@ import { ADDR, HOSTS } from "../../harness/topology.ts";
 import type { WireGuardGo } from "../../harness/wireguard-go.ts";
 
 const skip = interopSkipReason(["wireguard-go", "wg", "ip", "ss", "ping", "curl", "bash", "sha256sum"]);
-if (skip) console.log(`SKIP interop (handshake flood): ${skip}`);
 
 const PREFIX = "wgsifl-";
 const IFP = "wgsifl";
@@ -28,7 +28,7 @@ interface FloodResult {
   seconds: number;
 }
 
-describe.skipIf(skip !== null)("handshake flood: cookies under load (gateway CLI, wireguard-go peer)", () => {
+describeOrSkip(skip, "handshake flood: cookies under load (gateway CLI, wireguard-go peer)", () => {
   let w: World;
   let flooder: BgProcess | undefined;
 

@@ -5,15 +5,15 @@
 // 1.4, 3.0, 6.2, 12.6 s...). Then the peer pings from the new port (a download-only client sends
 // nothing on its own until wireguard-go's 15 s rekey): the gateway roams, and the stuck flow must
 // resend at once instead of waiting out the backed-off timer (until 12.6 s here).
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { statSync } from "node:fs";
 import { createWorld, PEER_PORT, type World } from "../../harness/fixture.ts";
+import { describeOrSkip } from "../../harness/gate.ts";
 import { exec, execCheck, interopSkipReason, sleep, spawnBg } from "../../harness/netns.ts";
 import { PORTS } from "../../harness/servers.ts";
 import { ADDR, HOSTS } from "../../harness/topology.ts";
 
 const skip = interopSkipReason(["wireguard-go", "wg", "ip", "ss", "ping", "curl", "sha256sum", "nft"]);
-if (skip) console.log(`SKIP interop (roam download): ${skip}`);
 
 const PREFIX = "wgsirm-";
 const IFP = "wgsirm";
@@ -22,7 +22,7 @@ const FILE = "128m.bin";
 const SILENT_MS = 7000;
 const NEW_PORT = PEER_PORT + 7;
 
-describe.skipIf(skip !== null)("roaming mid-download (gateway CLI, wireguard-go peer)", () => {
+describeOrSkip(skip, "roaming mid-download (gateway CLI, wireguard-go peer)", () => {
   let w: World;
 
   beforeAll(async () => {
