@@ -72,8 +72,8 @@ export interface DnsCounters {
   relayed: number;
   local: number;
   cacheHits: number;
-  cacheEntries: number;
-  inFlight: number;
+  liveCacheEntries: number;
+  pendingLookups: number;
   servfail: number;
   nxdomain: number;
 }
@@ -113,8 +113,8 @@ export class DnsServer {
       relayed: 0,
       local: 0,
       cacheHits: 0,
-      cacheEntries: 0,
-      inFlight: 0,
+      liveCacheEntries: 0,
+      pendingLookups: 0,
       servfail: 0,
       nxdomain: 0,
     };
@@ -132,8 +132,8 @@ export class DnsServer {
       relayed: this.relayed,
       local: this.local,
       cacheHits: this.deps.cache?.hits ?? 0,
-      cacheEntries: this.deps.cache?.size ?? 0,
-      inFlight: this.inFlight,
+      liveCacheEntries: this.deps.cache?.size ?? 0,
+      pendingLookups: this.inFlight,
       servfail: this.servfail,
       nxdomain: this.nxdomain,
     };

@@ -83,7 +83,7 @@ export interface GatewayStatsSnapshot {
   drops: Record<string, number>;
   dnsQueries: number;
   dns: DnsCounters;
-  ping: { sent: number; replies: number; errors: number; inFlight: number };
+  ping: { sent: number; replies: number; errors: number; pendingEchoes: number };
   budget: ReturnType<FlowBudget["stats"]>;
 }
 
@@ -332,7 +332,7 @@ export class Gateway implements NetstackHandlers {
         sent: this.pingRelay?.sent ?? 0,
         replies: this.pingRelay?.replies ?? 0,
         errors: this.pingRelay?.errors ?? 0,
-        inFlight: this.pingRelay?.inFlight ?? 0,
+        pendingEchoes: this.pingRelay?.inFlight ?? 0,
       },
       budget: this.budget.stats(),
     };

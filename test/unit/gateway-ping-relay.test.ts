@@ -120,7 +120,7 @@ describe("ICMP echo to any destination (ping sockets)", () => {
     // A duplicate reply matches nothing any more.
     transport.reply(0, HOST4);
     expect(out.length).toBe(2);
-    expect(gw.stats().ping).toEqual({ sent: 2, replies: 2, errors: 0, inFlight: 0 });
+    expect(gw.stats().ping).toEqual({ sent: 2, replies: 2, errors: 0, pendingEchoes: 0 });
     expect(gw.stats().drops).toEqual({ ping_reply_unmatched: 1 });
   });
 
@@ -174,7 +174,7 @@ describe("ICMP echo to any destination (ping sockets)", () => {
     expect([...e6.subarray(8, 40)]).toEqual([...HOST6, ...PEER6]);
     expect([e6[40], e6[41]]).toEqual([1, 3]);
     expect([...e6.subarray(48)]).toEqual([...request6]);
-    expect(gw.stats().ping).toMatchObject({ errors: 2, inFlight: 0 });
+    expect(gw.stats().ping).toMatchObject({ errors: 2, pendingEchoes: 0 });
   });
 
   test("a send the kernel refuses at once becomes host unreachable; TTL 1 is answered by the gateway itself", () => {
