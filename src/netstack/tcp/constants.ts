@@ -17,6 +17,16 @@ export const MAX_RETRANSMITS = 10;
  * flow after this long, like Linux's tcp_fin_timeout.
  */
 export const DEFAULT_FIN_WAIT_2_TIMEOUT_MS = 60_000;
+/**
+ * Keepalive toward a peer that may have vanished (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6): a
+ * synchronized flow that hears nothing from the peer for one idle period (checked every
+ * KEEPALIVE_IDLE_MS, so after 5 to 10 minutes of silence) gets a probe every KEEPALIVE_INTERVAL_MS;
+ * after KEEPALIVE_PROBES unanswered intervals it is reset and closed ("timeout"), its host socket
+ * with it. A live peer's kernel answers every probe, so idle flows of a live peer stay.
+ */
+export const KEEPALIVE_IDLE_MS = 300_000;
+export const KEEPALIVE_INTERVAL_MS = 30_000;
+export const KEEPALIVE_PROBES = 4;
 /** Default cap on flows in one TcpLayer (excess SYNs are refused with RST). */
 export const DEFAULT_MAX_CONNECTIONS = 65_536;
 /** Default bound on the whole handshake (SYN received or sent until ESTABLISHED). */

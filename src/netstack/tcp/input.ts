@@ -88,6 +88,8 @@ export abstract class TcpInput extends TcpTimers {
 
   /** RFC 9293 §3.10.7.4 for SYN-RECEIVED (accepted) and every later state. */
   protected inputSynchronized(seg: TcpSegmentIn): void {
+    // Any segment, even an unacceptable one, shows the peer is there (keepalive).
+    this.heard = true;
     const f = seg.flags;
     const stats = this.opts.stats;
     const dataLen = seg.payloadLength;

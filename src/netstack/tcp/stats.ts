@@ -15,6 +15,9 @@ export class TcpStats {
   fastRecoveries = 0;
   /** Connections closed because the peer never sent its FIN in FIN-WAIT-2. */
   finWait2Timeouts = 0;
+  /** Keepalive probes sent to a silent peer, and flows closed because none was answered. */
+  keepaliveProbes = 0;
+  keepaliveTimeouts = 0;
   /** SYNs refused (RST) because the layer already held maxConnections flows. */
   connectionsRejected = 0;
   /** Bytes written by apps and not yet acknowledged, over all flows. */

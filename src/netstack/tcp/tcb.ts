@@ -16,6 +16,7 @@ import {
   DEFAULT_FIN_WAIT_2_TIMEOUT_MS,
   DEFAULT_MSS_V4,
   DEFAULT_MSS_V6,
+  KEEPALIVE_IDLE_MS,
   TIMESTAMP_OPTION_BYTES,
   windowScaleFor,
 } from "./constants.ts";
@@ -142,6 +143,10 @@ export abstract class TcpControlBlock {
   protected lastOowAck = Number.NEGATIVE_INFINITY;
   protected retries = 0;
   protected persisting = false;
+  /** A segment arrived from the peer since the keepalive timer last looked (no clock read per segment). */
+  protected heard = false;
+  /** Keepalive intervals in a row without a segment from the peer. */
+  protected keepaliveMisses = 0;
   /** Karn-compliant timing of one segment when timestamps are off. */
   protected rttTiming = false;
   protected rttSeq = 0;
@@ -166,7 +171,7 @@ export abstract class TcpControlBlock {
   protected readonly rtt = new RttEstimator();
   protected readonly cc: CongestionControl;
   protected readonly rtxTimer: Timer;
-  /** Handshake deadline, then the TIME-WAIT timer. */
+  /** Handshake deadline, keepalive while synchronized, FIN-WAIT-2 and TIME-WAIT timeouts. */
   protected readonly auxTimer: Timer;
   /** Offset into sendBuf of the payload being emitted (read by writePayload). */
   protected payloadOffset = 0;
@@ -241,7 +246,8 @@ export abstract class TcpControlBlock {
   }
 
   protected becomeEstablished(): void {
-    this.auxTimer.clear();
+    // The keepalive timer from now on (FIN-WAIT-2 and TIME-WAIT take the timer over later).
+    this.auxTimer.set(KEEPALIVE_IDLE_MS);
     this.state = this.finQueued ? "FIN-WAIT-1" : "ESTABLISHED";
     this.events |= EV_ESTABLISHED;
   }

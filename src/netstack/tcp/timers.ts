@@ -1,8 +1,16 @@
 /**
  * Timer expiry: retransmission (RFC 6298, zero-window probes per RFC 9293 §3.8.6.1), and the
- * auxiliary timer that bounds the handshake, FIN-WAIT-2 and TIME-WAIT.
+ * auxiliary timer that bounds the handshake, probes a silent peer (keepalive), and bounds
+ * FIN-WAIT-2 and TIME-WAIT.
  */
-import { MAX_RETRANSMITS, TIME_WAIT_MS } from "./constants.ts";
+import { TCP_ACK } from "../../wire/tcp.ts";
+import {
+  KEEPALIVE_IDLE_MS,
+  KEEPALIVE_INTERVAL_MS,
+  KEEPALIVE_PROBES,
+  MAX_RETRANSMITS,
+  TIME_WAIT_MS,
+} from "./constants.ts";
 import { TcpSender } from "./sender.ts";
 import { seqAdd, seqDiff } from "./seq.ts";
 import { EV_CLOSED } from "./tcb.ts";
@@ -77,6 +85,10 @@ export abstract class TcpTimers extends TcpSender {
 
   protected onAuxTimer(): void {
     if (this.released) return;
+    if (this.state === "ESTABLISHED" || this.state === "CLOSE-WAIT") {
+      this.onKeepaliveTimer();
+      return;
+    }
     if (this.state === "FIN-WAIT-2") {
       // Our FIN is acknowledged but the peer never closed its side: do not hold the flow forever.
       this.opts.stats.finWait2Timeouts++;
@@ -97,6 +109,36 @@ export abstract class TcpTimers extends TcpSender {
       this.fireClosed("timeout");
       this.release();
     }
+  }
+
+  /** See KEEPALIVE_IDLE_MS. */
+  private onKeepaliveTimer(): void {
+    const stats = this.opts.stats;
+    if (this.heard) {
+      this.heard = false;
+      this.keepaliveMisses = 0;
+      this.auxTimer.set(KEEPALIVE_IDLE_MS);
+      return;
+    }
+    if (this.keepaliveMisses >= KEEPALIVE_PROBES) {
+      this.opts.log.debug(
+        `tcp ${this.localPort}->${this.remotePort}: no answer to ${KEEPALIVE_PROBES} keepalive probes`,
+      );
+      stats.keepaliveTimeouts++;
+      this.sendReset();
+      this.fireClosed("timeout");
+      this.release();
+      return;
+    }
+    // <SEQ=SND.NXT-1>, no data: the peer must answer with an ACK. With data outstanding the
+    // retransmissions (or zero-window probes) are the probes, so only the silence is counted.
+    if (this.sndMax === this.sndUna) {
+      this.fillHeader(TCP_ACK, seqAdd(this.sndMax, -1));
+      this.emit(0);
+      stats.keepaliveProbes++;
+    }
+    this.keepaliveMisses++;
+    this.auxTimer.set(KEEPALIVE_INTERVAL_MS);
   }
 
   protected enterTimeWait(): void {
