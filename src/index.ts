@@ -17,7 +17,7 @@ import { GueTunnel } from "./gue/tunnel.ts";
 import type { IpLink } from "./link.ts";
 import { Netstack } from "./netstack/stack.ts";
 import { TcpLayer } from "./netstack/tcp/layer.ts";
-import { toPrometheus } from "./observe/metrics.ts";
+import { LABELLED, toPrometheus } from "./observe/metrics.ts";
 import { peerLogEvents, RejectionReporter } from "./observe/peer-log.ts";
 import { startStatsServer } from "./observe/stats-server.ts";
 import { StatsSummary } from "./observe/summary.ts";
@@ -248,6 +248,12 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
               ready: handle.ready(),
               transport: transport.stats,
               tunnel: link.stats,
+              // Per-peer series (`wgslirpy_peer_…{peer="<public key>"}`); the tunnel's are the totals.
+              peer: {
+                [LABELLED]: device
+                  ? [...device.peers].map((p) => ({ labels: peerMetricLabels(p), stats: p.stats }))
+                  : [],
+              },
               netstack: netstack.stats,
               tcp: tcp.stats,
               gateway: gateway.stats(),
@@ -372,6 +378,12 @@ function wireguardPeers(options: GatewayOptions): PeerConfig[] {
 }
 
 /** How logs name a peer: its name when it has one, else its public key, shortened. */
+/** A peer's metric labels: its public key (as `wg show` prints it), and its name when it has one. */
+function peerMetricLabels(peer: Peer): Record<string, string> {
+  const key = keyToBase64(peer.publicKey);
+  return peer.name ? { peer: key, name: peer.name } : { peer: key };
+}
+
 function peerLabel(peer: Peer): string {
   const key = `${keyToBase64(peer.publicKey).slice(0, 8)}…`;
   return peer.name ? `peer ${peer.name} (${key})` : `peer ${key}`;

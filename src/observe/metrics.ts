@@ -22,11 +22,17 @@ interface Family {
   samples: string[];
 }
 
-/** Keys (last path element) whose value goes up and down. */
+/**
+ * Keys (last path element) whose value goes up and down: live counts, buffers, limits, peaks,
+ * timestamps. Everything else is cumulative. Inside a `drops` or `denied` record every figure is a
+ * counter whatever its name.
+ */
 const GAUGE_KEY =
-  /^(live|current|open|pending|queued)|[bB]uffered|[oO]utOfOrder|[lL]ast[A-Z]|At$|Bytes$|[sS]ize$|[cC]apacity$/;
+  /^(live|current|open|queued|max|min)([A-Z]|$)|^(pending[A-Z]\w*|hostSockets|udpMappings|underLoad|ready)$|^in[Ff]light$|[bB]uffered|[oO]utOfOrder|^last[A-Z]|At$|Bytes$|Size$|Capacity$|Peak$|Entries$|InFlight$/;
 /** Gauges among the Bytes-suffixed keys are buffers; cumulative byte counts read as counters. */
 const COUNTER_BYTES = /^(rx|tx)Bytes$|^bytes(In|Out)$|Bytes(In|Out|Sent|Received)$/;
+/** Records whose members are all counters (named by reason). */
+const COUNTER_RECORDS = new Set(["denied"]);
 
 /** Hand-written help for the families an operator looks at first; the rest say where they come from. */
 const HELP: Record<string, string> = {
@@ -55,11 +61,18 @@ export function toPrometheus(stats: unknown, prefix = "wgslirpy"): string {
   return `${out.join("\n")}\n`;
 }
 
-function walk(value: unknown, name: string, path: string[], families: Map<string, Family>, labels: string): void {
+function walk(
+  value: unknown,
+  name: string,
+  path: string[],
+  families: Map<string, Family>,
+  labels: string,
+  countersOnly = false,
+): void {
   if (value === null || typeof value !== "object") return;
   const labelled = (value as Partial<LabelledStats>)[LABELLED];
   if (labelled) {
-    for (const { labels: l, stats } of labelled) walk(stats, name, path, families, joinLabels(labels, l));
+    for (const { labels: l, stats } of labelled) walk(stats, name, path, families, joinLabels(labels, l), countersOnly);
     return;
   }
   for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
@@ -76,13 +89,13 @@ function walk(value: unknown, name: string, path: string[], families: Map<string
     if (typeof v === "number" || typeof v === "boolean") {
       const n = typeof v === "boolean" ? (v ? 1 : 0) : v;
       if (!Number.isFinite(n)) continue;
-      const gauge = typeof v === "boolean" || (GAUGE_KEY.test(key) && !COUNTER_BYTES.test(key));
+      const gauge = typeof v === "boolean" || (!countersOnly && GAUGE_KEY.test(key) && !COUNTER_BYTES.test(key));
       const l = labels ? `{${labels}}` : "";
       if (gauge) sample(families, child, "gauge", childPath, l, n);
       else sample(families, `${child}_total`, "counter", childPath, l, n);
       continue;
     }
-    walk(v, child, childPath, families, labels);
+    walk(v, child, childPath, families, labels, countersOnly || COUNTER_RECORDS.has(key));
   }
 }
 

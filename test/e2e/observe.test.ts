@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { optionalTool } from "../../harness/gate.ts";
 import { startGateway } from "../../src/index.ts";
 import { readPcap } from "../../src/pcap/writer.ts";
-import { generatePrivateKey, publicKeyOf } from "../../src/wireguard/keys.ts";
+import { generatePrivateKey, keyToBase64, publicKeyOf } from "../../src/wireguard/keys.ts";
 import { TestClient, until } from "./client.ts";
 import { testGatewayOptions } from "./options.ts";
 
@@ -85,6 +85,10 @@ test("/stats, /readyz and /metrics over HTTP: ready once a session is up; promto
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toContain("\nwgslirpy_ready 1\n");
     expect(metrics).toContain("\nwgslirpy_tunnel_handshakes_completed_total 1\n");
+    // The same figure per peer, labelled with its public key.
+    expect(metrics).toContain(
+      `\nwgslirpy_peer_handshakes_completed_total{peer="${keyToBase64(publicKeyOf(clientKey))}"} 1\n`,
+    );
     expect(metrics).toMatch(/\nwgslirpy_tunnel_drops_total\{reason="[a-zA-Z]+"\} 0\n/);
     expect(metrics).not.toContain("wgslirpy_live_tcp"); // one name per figure: only wgslirpy_gateway_live_tcp
     // Every family has HELP then TYPE before its samples, and no name appears in two families.

@@ -77,3 +77,35 @@ test("the stats server answers /stats, /metrics, /healthz, /readyz and 404", asy
   expect([r.status, await r.text()]).toEqual([200, "ready\n"]);
   expect((await fetch(`${base}/nope`)).status).toBe(404);
 });
+
+test("gauge or counter: limits, peaks, entries and in-flight figures are gauges; a denied record is counters", () => {
+  const text = toPrometheus({
+    budget: { maxFlows: 900, hostSockets: 3, pendingConnects: 1, denied: { pending: 2, flows: 1 }, evicted: 4 },
+    load: { underLoad: false, underLoadEpisodes: 2, queuePeak: 7, rateLimitEntries: 3 },
+    dns: { cacheEntries: 5, inFlight: 1, queries: 9 },
+    transport: { bytesIn: 10, rxBytes: 11 },
+  });
+  const types = Object.fromEntries(
+    text
+      .split("\n")
+      .filter((l) => l.startsWith("# TYPE "))
+      .map((l) => l.split(" ").slice(2) as [string, string]),
+  );
+  expect(types).toEqual({
+    wgslirpy_budget_max_flows: "gauge",
+    wgslirpy_budget_host_sockets: "gauge",
+    wgslirpy_budget_pending_connects: "gauge",
+    wgslirpy_budget_denied_pending_total: "counter",
+    wgslirpy_budget_denied_flows_total: "counter",
+    wgslirpy_budget_evicted_total: "counter",
+    wgslirpy_load_under_load: "gauge",
+    wgslirpy_load_under_load_episodes_total: "counter",
+    wgslirpy_load_queue_peak: "gauge",
+    wgslirpy_load_rate_limit_entries: "gauge",
+    wgslirpy_dns_cache_entries: "gauge",
+    wgslirpy_dns_in_flight: "gauge",
+    wgslirpy_dns_queries_total: "counter",
+    wgslirpy_transport_bytes_in_total: "counter",
+    wgslirpy_transport_rx_bytes_total: "counter",
+  });
+});
