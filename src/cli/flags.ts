@@ -19,6 +19,8 @@ export interface FlagSpec {
   defaultText?: string;
   /** Another long spelling of the same flag. */
   alias?: string;
+  /** With takesValue: the value may be left out (then the flag reads as a switch). */
+  optionalValue?: boolean;
 }
 
 const HELP: FlagSpec = { long: "help", short: "h", takesValue: false, description: "show this help" };
@@ -248,9 +250,26 @@ export const UP_FLAGS: FlagSpec[] = [
   },
   {
     long: "show-config",
-    takesValue: false,
+    takesValue: true,
+    optionalValue: true,
+    valueHint: "[NAME]",
     description:
-      "print the peer's config (it holds the peer's private key) although the keys already exist, then serve",
+      "print the peer's config (it holds the peer's private key) although the keys already exist, then serve; with NAME: that enrolled peer's config and QR code, and exit",
+  },
+  {
+    long: "add-peer",
+    takesValue: true,
+    valueHint: "NAME",
+    description:
+      "enroll a device: next free address pair, keys kept in the state directory; print its config and a QR code, and exit",
+  },
+  { long: "remove-peer", takesValue: true, valueHint: "NAME", description: "forget an enrolled peer, and exit" },
+  { long: "list", takesValue: false, description: "list the enrolled peers, and exit" },
+  {
+    long: "qr",
+    takesValue: true,
+    valueHint: "FILE",
+    description: "with --add-peer / --show-config NAME: also write the QR code as a PNG",
   },
   {
     long: "print-config-only",

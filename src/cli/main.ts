@@ -9,6 +9,7 @@ import { isIP } from "node:net";
 import { homedir, networkInterfaces } from "node:os";
 import type { GatewayOptions } from "../options.ts";
 import { loadOrCreateKeys, resolveStateDir, StateError } from "../state/keys.ts";
+import { listPeers, loosePeerFiles } from "../state/peers.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { StartupError } from "../util/startup.ts";
 import { VERSION } from "../version.ts";
@@ -207,6 +208,19 @@ async function runUp(argv: readonly string[], io: CliIo): Promise<number> {
   if (keys.created.length > 0) log.info(`created ${keys.created.join(" and ")} in ${dir}`);
   for (const f of keys.looseFiles) log.warn(`${f} is readable by other users; chmod 600 it`);
   const endpoint = peerEndpointFor(args.options.bind, args.publicEndpoint, io.interfaces());
+  if (args.peerCommand) {
+    const { runPeerCommand } = await import("./enroll.ts");
+    await runPeerCommand(args.peerCommand, args, keys, endpoint, {
+      stdout: io.stdout,
+      env: io.env,
+      info: (m) => log.info(m),
+    });
+    return EXIT_OK;
+  }
+  const enrolled = listPeers(dir);
+  for (const f of loosePeerFiles(enrolled)) log.warn(`${f} is readable by other users; chmod 600 it`);
+  if (enrolled.length > 0)
+    log.info(`serving ${enrolled.length} enrolled peer(s): ${enrolled.map((p) => p.name).join(", ")}`);
   // The config holds the peer's private key: print it when it is new or asked for, not on every start.
   if (keys.created.length > 0 || args.printConfigOnly || args.showConfig) {
     io.stdout(renderPeerConfig(keys, args.options, endpoint));
@@ -214,7 +228,7 @@ async function runUp(argv: readonly string[], io: CliIo): Promise<number> {
     log.info(`peer keys kept in ${dir}; "wgslirpy up --print-config-only" prints the peer's config`);
   }
   if (args.printConfigOnly) return EXIT_OK;
-  return await serve(upGatewayOptions(args, keys), log);
+  return await serve(upGatewayOptions(args, keys, enrolled), log);
 }
 
 /** Start the gateway and run until it ends or SIGINT/SIGTERM (a second signal exits at once). */

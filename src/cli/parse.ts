@@ -71,7 +71,9 @@ export function parseFlags(argv: readonly string[], table: readonly FlagSpec[]):
       throw new CliError(
         `unknown option ${JSON.stringify(arg.startsWith("--") ? arg.split("=")[0] : arg)} (see --help)`,
       );
-    if (!spec.takesValue) {
+    const next = argv[i + 1];
+    const valueLeftOut = spec.optionalValue && inline === undefined && (next === undefined || next.startsWith("-"));
+    if (!spec.takesValue || valueLeftOut) {
       if (inline !== undefined) throw new CliError(`option ${flagName(spec)} takes no value`);
       out.switches.add(spec.long);
       continue;

@@ -33,6 +33,36 @@ export interface UpArgs {
   printConfigOnly: boolean;
   /** Print the config on start although the keys already exist (it holds the peer's private key). */
   showConfig: boolean;
+  /** --add-peer / --remove-peer / --list / --show-config NAME: manage enrolled peers and exit. */
+  peerCommand?: PeerCommand;
+}
+
+export type PeerCommand =
+  | { kind: "add"; name: string; qr?: string }
+  | { kind: "show"; name: string; qr?: string }
+  | { kind: "remove"; name: string }
+  | { kind: "list" };
+
+function parsePeerCommand(r: FlagReader): PeerCommand | undefined {
+  const show = r.string("show-config");
+  const given = ["add-peer", "remove-peer", "list"].filter((f) => r.has(f));
+  if (show !== undefined) given.push("show-config");
+  if (given.length > 1) throw new CliError(`${given.map((f) => r.name(f)).join(" and ")} cannot be combined`);
+  const qr = r.string("qr");
+  if (qr === "") throw new CliError(`invalid ${r.name("qr")}: empty file name`);
+  const cmd: PeerCommand | undefined = r.has("add-peer")
+    ? { kind: "add", name: r.string("add-peer") as string, qr }
+    : show !== undefined
+      ? { kind: "show", name: show, qr }
+      : r.has("remove-peer")
+        ? { kind: "remove", name: r.string("remove-peer") as string }
+        : r.has("list")
+          ? { kind: "list" }
+          : undefined;
+  if (qr !== undefined && cmd?.kind !== "add" && cmd?.kind !== "show") {
+    throw new CliError(`${r.name("qr")} needs ${r.name("add-peer")} or ${r.name("show-config")} NAME`);
+  }
+  return cmd ? dropUndefined(cmd) : undefined;
 }
 
 /** HOST:PORT where HOST is a DNS name, an IPv4 literal or a bracketed IPv6 literal. */
@@ -71,6 +101,7 @@ export function parseUpArgs(argv: readonly string[], env: Record<string, string 
     stateDir,
     printConfigOnly: r.switch("print-config-only"),
     showConfig: r.switch("show-config"),
+    peerCommand: parsePeerCommand(r),
   });
 }
 
@@ -102,12 +133,16 @@ export function renderPeerConfig(
   keys: Pick<QuickStartKeys, "dir" | "peerPrivate" | "gatewayPublic">,
   options: Pick<GatewayOptions, "dns" | "mtu">,
   endpoint: { endpoint: string; guessed: boolean },
+  /** An enrolled peer (up --add-peer) instead of the quick-start one. */
+  enrolled?: { name: string; privateKey: Uint8Array; addresses: readonly string[] },
 ): string {
   const lines = [
-    `# wgslirpy quick start: wg-quick config for the peer (keys kept in ${keys.dir})`,
+    enrolled
+      ? `# wgslirpy peer ${enrolled.name}: wg-quick config (kept in ${keys.dir})`
+      : `# wgslirpy quick start: wg-quick config for the peer (keys kept in ${keys.dir})`,
     "[Interface]",
-    `PrivateKey = ${keyToBase64(keys.peerPrivate)}`,
-    `Address = ${UP_DEFAULTS.peerAddresses.join(", ")}`,
+    `PrivateKey = ${keyToBase64(enrolled?.privateKey ?? keys.peerPrivate)}`,
+    `Address = ${(enrolled?.addresses ?? UP_DEFAULTS.peerAddresses).join(", ")}`,
   ];
   if (options.dns) {
     if (options.dns.port === 53) lines.push(`DNS = ${options.dns.address}`);
@@ -123,7 +158,22 @@ export function renderPeerConfig(
   return `${lines.join("\n")}\n`;
 }
 
-/** The full GatewayOptions for `up` once the keys are known. */
-export function upGatewayOptions(args: UpArgs, keys: QuickStartKeys): GatewayOptions {
-  return { ...args.options, privateKey: keys.gatewayPrivate, peerPublicKey: keys.peerPublic };
+/**
+ * The full GatewayOptions for `up` once the keys are known: the quick-start peer (every address, as
+ * before) and each enrolled peer with its own address pair.
+ */
+export function upGatewayOptions(
+  args: UpArgs,
+  keys: QuickStartKeys,
+  enrolled: readonly { name: string; publicKey: Uint8Array; addresses: readonly string[] }[] = [],
+): GatewayOptions {
+  const base = { ...args.options, privateKey: keys.gatewayPrivate, peerPublicKey: keys.peerPublic };
+  if (enrolled.length === 0) return base;
+  return {
+    ...base,
+    peers: [
+      { publicKey: keys.peerPublic, allowedIps: ["0.0.0.0/0", "::/0"], name: "quick-start" },
+      ...enrolled.map((p) => ({ publicKey: p.publicKey, allowedIps: [...p.addresses], name: p.name })),
+    ],
+  };
 }

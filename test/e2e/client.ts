@@ -43,6 +43,8 @@ export class TestClient {
   acceptFilter: (flow: FlowAddrs) => boolean = () => true;
   /** Called with each accepted connection before its handshake completes (set handlers here). */
   onAccept: (a: Accepted) => void = () => {};
+  /** The client's inner addresses (an enrolled peer has its own pair). */
+  source = { v4: CLIENT_V4, v6: CLIENT_V6 };
   private nextPort = 40000;
 
   private constructor(
@@ -135,7 +137,7 @@ export class TestClient {
   }
 
   private srcFor(dst: string): Uint8Array {
-    return parseIp(dst.includes(":") ? CLIENT_V6 : CLIENT_V4)!;
+    return parseIp(dst.includes(":") ? this.source.v6 : this.source.v4)!;
   }
 
   /** Open a TCP connection through the gateway; resolves when established or rejects on close. */
