@@ -16,6 +16,7 @@ import {
 import { GueTunnel } from "./gue/tunnel.ts";
 import type { IpLink } from "./link.ts";
 import { Netstack } from "./netstack/stack.ts";
+import { AUTOTUNE_MAX_BUFFER_SIZE } from "./netstack/tcp/constants.ts";
 import { TcpLayer } from "./netstack/tcp/layer.ts";
 import { LABELLED, toPrometheus } from "./observe/metrics.ts";
 import { peerLogEvents, RejectionReporter } from "./observe/peer-log.ts";
@@ -221,6 +222,7 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
     mss4: options.mtu - 40,
     mss6: options.mtu - 60,
     bufferSize: options.tcpBufferSize,
+    autotuneMaxBufferSize: options.tcpBufferFixed ? 0 : AUTOTUNE_MAX_BUFFER_SIZE,
     onConnect: (flow, conn) => gateway.onTcpConnect(flow, conn),
   });
   netstack.setTcp(tcp);

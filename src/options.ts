@@ -40,8 +40,13 @@ export interface GatewayOptions {
   pingable?: string;
   /** Inner MTU (`--mtu`, default 1420): TCP MSS derives from it. */
   mtu: number;
-  /** Per-direction per-flow TCP buffer (`--tcp-buffer-size`, default 65535). */
+  /** Per-direction per-flow TCP buffer (`--tcp-buffer-size`, default 65535): the starting size. */
   tcpBufferSize: number;
+  /**
+   * `--tcp-buffer-size` was given: the buffers keep that size. Otherwise they grow with the path
+   * (bandwidth-delay product) up to 8 MiB per flow and direction, within a global budget.
+   */
+  tcpBufferFixed?: boolean;
   /** Outgoing packets queued toward the peer before a handshake completes (`--transmit-queue-capacity`). */
   transmitQueueCapacity: number;
   /** UDP NAT idle timeout in seconds (default 92, like the seed). */

@@ -45,8 +45,9 @@ const COMMON: FlagSpec[] = [
     long: "tcp-buffer-size",
     takesValue: true,
     valueHint: "bytes",
-    description: "in-application TCP buffer size per flow and direction",
-    defaultText: "65535",
+    description:
+      "fixed in-application TCP buffer size per flow and direction (without it: starts at 65535 and grows with the path up to 8 MiB)",
+    defaultText: "autotuned",
   },
   {
     long: "transmit-queue-capacity",

@@ -273,6 +273,7 @@ export function parseCommon(r: FlagReader, env: Record<string, string | undefine
     keepaliveInterval: r.int("keepalive-interval", 0, 65535, DEFAULTS.keepaliveInterval),
     mtu: r.int("mtu", 576, 65535, DEFAULTS.mtu),
     tcpBufferSize: r.int("tcp-buffer-size", 1024, 1 << 30, DEFAULTS.tcpBufferSize),
+    ...(r.has("tcp-buffer-size") ? { tcpBufferFixed: true } : {}),
     transmitQueueCapacity: r.int("transmit-queue-capacity", 1, 1 << 20, DEFAULTS.transmitQueueCapacity),
     udpIdleTimeout: r.int("udp-idle-timeout", 1, 86400, DEFAULTS.udpIdleTimeout),
     maxFlows: r.has("max-flows") ? r.int("max-flows", 1, 1 << 20, 0) : undefined,

@@ -93,6 +93,8 @@ describe("parseGatewayArgs: good flags", () => {
     });
     expect(o.mtu).toBe(DEFAULTS.mtu);
     expect(o.tcpBufferSize).toBe(DEFAULTS.tcpBufferSize);
+    // Without --tcp-buffer-size the buffers autotune.
+    expect(o.tcpBufferFixed).toBeUndefined();
     expect(o.transmitQueueCapacity).toBe(DEFAULTS.transmitQueueCapacity);
     expect(o.udpIdleTimeout).toBe(DEFAULTS.udpIdleTimeout);
   });
@@ -148,6 +150,7 @@ describe("parseGatewayArgs: good flags", () => {
       pingable: "fd00::1",
       mtu: 1280,
       tcpBufferSize: 262144,
+      tcpBufferFixed: true,
       transmitQueueCapacity: 1024,
       udpIdleTimeout: 30,
       incomingUdp: [

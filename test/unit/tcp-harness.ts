@@ -202,6 +202,8 @@ export function harness(
     congestionControl?: "cubic" | "newreno";
     maxConnections?: number;
     finWait2TimeoutMs?: number;
+    autotuneMaxBufferSize?: number;
+    autotuneBudgetBytes?: number;
   } = {},
 ): Harness {
   const clock = new VirtualClock();
@@ -220,6 +222,8 @@ export function harness(
     congestionControl: opts.congestionControl,
     maxConnections: opts.maxConnections,
     finWait2TimeoutMs: opts.finWait2TimeoutMs,
+    autotuneMaxBufferSize: opts.autotuneMaxBufferSize,
+    autotuneBudgetBytes: opts.autotuneBudgetBytes,
   });
   return {
     clock,
@@ -471,6 +475,9 @@ export interface TransferOptions {
   sack?: boolean;
   /** Stop after this much virtual time (ms). */
   limitMs?: number;
+  /** Autotune both layers' buffers from bufferSize up to this (0/absent: fixed). */
+  autotuneMaxBufferSize?: number;
+  autotuneBudgetBytes?: number;
 }
 
 export function transfer(o: TransferOptions) {
@@ -488,6 +495,8 @@ export function transfer(o: TransferOptions) {
     bufferSize: o.bufferSize ?? 1 << 20,
     congestionControl: o.congestionControl,
     sack: o.sack,
+    autotuneMaxBufferSize: o.autotuneMaxBufferSize,
+    autotuneBudgetBytes: o.autotuneBudgetBytes,
   };
   const layerA = new TcpLayer({
     ...common,

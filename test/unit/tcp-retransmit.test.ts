@@ -140,7 +140,8 @@ describe("TCP retransmission", () => {
     expect(r.rto).toBe(2000);
     r.resetBackoff();
     r.sample(20);
-    expect([r.srtt, r.rttvar, r.rto]).toEqual([20, 10, 200]);
+    // RTO = SRTT + max(4 RTTVAR, 200 ms).
+    expect([r.srtt, r.rttvar, r.rto]).toEqual([20, 10, 220]);
     r.sample(1000);
     expect([r.srtt, r.rttvar, r.rto]).toEqual([142.5, 252.5, 1153]);
     for (let i = 0; i < 20; i++) r.onTimeout();
@@ -155,5 +156,24 @@ describe("TCP retransmission", () => {
     expect(cc.cwnd).toBe(6000);
     cc.onAck(6000);
     expect(cc.cwnd).toBe(7000); // congestion avoidance: one MSS per cwnd acknowledged
+  });
+
+  test("RTO = SRTT + max(4 RTTVAR, 200 ms), doubled per expiry (RFC 6298 §5.5), reset by new data", () => {
+    const r = new RttEstimator();
+    for (let i = 0; i < 100; i++) r.sample(100);
+    expect(r.srtt).toBeCloseTo(100, 6);
+    // A steady 100 ms path: 300 ms, not max(200, 100 + ~0) = 200 ms (2 RTTs).
+    expect(r.rto).toBe(300);
+    r.onTimeout();
+    expect(r.rto).toBe(600);
+    r.onTimeout();
+    expect(r.rto).toBe(1200);
+    r.resetBackoff();
+    expect(r.rto).toBe(300);
+    // A jittery path: the variance term wins once 4 RTTVAR > 200 ms.
+    const j = new RttEstimator();
+    for (let i = 0; i < 200; i++) j.sample(i % 2 ? 20 : 420);
+    expect(j.rttvar).toBeGreaterThan(150);
+    expect(j.rto).toBe(Math.ceil(j.srtt + 4 * j.rttvar));
   });
 });

@@ -17,6 +17,7 @@
 import type { TcpConnectionApi } from "./api.ts";
 import { windowScaleFor } from "./constants.ts";
 import { TcpInput } from "./input.ts";
+import { INITIAL_RTT_GUESS_MS } from "./rtt.ts";
 import type { TcpSegmentIn } from "./segment.ts";
 import { seqAdd, seqDiff } from "./seq.ts";
 import type { TcpConnectionOptions } from "./tcb.ts";
@@ -42,7 +43,7 @@ export class TcpConnection extends TcpInput implements TcpConnectionApi {
     const c = new TcpConnection(opts, false);
     c.state = "SYN-SENT";
     c.wsOffered = true;
-    c.rcvShift = windowScaleFor(opts.bufferSize);
+    c.rcvShift = windowScaleFor(c.largestReceiveBuffer);
     return c;
   }
 
@@ -112,6 +113,10 @@ export class TcpConnection extends TcpInput implements TcpConnectionApi {
     const k = this.recvBuf.consume(n);
     if (k === 0) return;
     if (!this.released) this.opts.stats.receiveBufferedBytes -= k;
+    if (this.autotune && !this.released) {
+      const rtt = this.rtt.srtt >= 0 ? this.rtt.srtt : INITIAL_RTT_GUESS_MS;
+      this.autotune.onConsumed(k, this.opts.clock.now(), rtt, this.recvBuf);
+    }
     if (this.closePending && this.recvBuf.length === 0) this.fireClosed("closed");
     if (this.rcvFin) return;
     if (this.state !== "ESTABLISHED" && this.state !== "FIN-WAIT-1" && this.state !== "FIN-WAIT-2") return;

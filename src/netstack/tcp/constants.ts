@@ -27,6 +27,15 @@ export const DEFAULT_FIN_WAIT_2_TIMEOUT_MS = 60_000;
 export const KEEPALIVE_IDLE_MS = 300_000;
 export const KEEPALIVE_INTERVAL_MS = 30_000;
 export const KEEPALIVE_PROBES = 4;
+/**
+ * Buffers without --tcp-buffer-size start at DEFAULT_BUFFER_SIZE and autotune up to
+ * AUTOTUNE_MAX_BUFFER_SIZE per flow and direction (8 MiB: a 100 ms path at ~300 Mbit/s with the
+ * receive factor of 4, or ~650 Mbit/s for the send side), all flows together within
+ * DEFAULT_AUTOTUNE_BUDGET of growth.
+ */
+export const DEFAULT_BUFFER_SIZE = 65535;
+export const AUTOTUNE_MAX_BUFFER_SIZE = 8 * 1024 * 1024;
+export const DEFAULT_AUTOTUNE_BUDGET = 256 * 1024 * 1024;
 /** Default cap on flows in one TcpLayer (excess SYNs are refused with RST). */
 export const DEFAULT_MAX_CONNECTIONS = 65_536;
 /** Default bound on the whole handshake (SYN received or sent until ESTABLISHED). */

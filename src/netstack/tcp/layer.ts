@@ -13,7 +13,12 @@ import { Cubic } from "./congestion/cubic.ts";
 import { NewReno } from "./congestion/newreno.ts";
 import type { CongestionControlFactory } from "./congestion/types.ts";
 import { TcpConnection, type TcpConnectionOptions } from "./connection.ts";
-import { DEFAULT_FIN_WAIT_2_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_SYN_TIMEOUT_MS } from "./constants.ts";
+import {
+  DEFAULT_AUTOTUNE_BUDGET,
+  DEFAULT_FIN_WAIT_2_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_SYN_TIMEOUT_MS,
+} from "./constants.ts";
 import { emitReset, TcpSegmentIn } from "./segment.ts";
 import { seqAdd } from "./seq.ts";
 import { TcpStats } from "./stats.ts";
@@ -27,8 +32,12 @@ export interface TcpLayerOptions {
   /** MSS we advertise over IPv4 / IPv6: MTU - 40 and MTU - 60. */
   mss4: number;
   mss6: number;
-  /** Bytes per direction per flow. */
+  /** Bytes per direction per flow (the starting size when autotuning). */
   bufferSize: number;
+  /** Grow each flow's buffers toward the path's BDP up to this size (autotune.ts); 0/absent: fixed. */
+  autotuneMaxBufferSize?: number;
+  /** Bound on the autotuned growth over all flows (bytes; default DEFAULT_AUTOTUNE_BUDGET). */
+  autotuneBudgetBytes?: number;
   /** A SYN for an unknown flow: the connection waits in SYN-RECEIVED for accept()/refuse(). */
   onConnect: (flow: FlowAddrs, conn: TcpConnectionApi) => void;
   /** Bound on each handshake (including the wait for accept()); default 30 s. */
@@ -97,6 +106,7 @@ export class TcpLayer {
     this.synTimeoutMs = opts.synTimeoutMs ?? DEFAULT_SYN_TIMEOUT_MS;
     this.finWait2TimeoutMs = opts.finWait2TimeoutMs ?? DEFAULT_FIN_WAIT_2_TIMEOUT_MS;
     this.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    this.stats.autotuneBudgetBytes = opts.autotuneBudgetBytes ?? DEFAULT_AUTOTUNE_BUDGET;
     const cc = opts.congestionControl ?? "cubic";
     this.ccFactory = cc === "cubic" ? cubicFactory : cc === "newreno" ? newRenoFactory : cc;
   }
@@ -252,6 +262,7 @@ export class TcpLayer {
       remotePort,
       mss: local.length === 4 ? o.mss4 : o.mss6,
       bufferSize: o.bufferSize,
+      autotuneMaxBufferSize: o.autotuneMaxBufferSize,
       synTimeoutMs: this.synTimeoutMs,
       finWait2TimeoutMs: this.finWait2TimeoutMs,
       congestionControl: this.ccFactory,

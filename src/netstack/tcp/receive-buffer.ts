@@ -24,7 +24,12 @@ export class ReceiveBuffer {
   /** Bytes held in out-of-order islands. */
   outOfOrderBytes = 0;
 
-  constructor(readonly limit: number) {}
+  constructor(public limit: number) {}
+
+  /** Raise the limit (autotuning): the window opens by the difference. Never lowers it. */
+  grow(limit: number): void {
+    if (limit > this.limit) this.limit = limit;
+  }
 
   /** In-order bytes not yet consumed. */
   get length(): number {

@@ -7,13 +7,17 @@
 /** RFC 6298 §2.1: initial RTO of one second. */
 export const INITIAL_RTO_MS = 1000;
 /**
- * Lower bound. RFC 6298 §2.4 asks for 1 s, but every modern stack (Linux, gVisor) uses 200 ms: the
- * peer sits behind a WireGuard tunnel with RTTs in the tens of ms, and a 1 s floor would stall a
- * flow for a second per lost tail segment.
+ * Lower bound of the variance term, as Linux (tcp_rto_min): RTO = SRTT + max(4 RTTVAR, 200 ms).
+ * RFC 6298 §2.4 asks for RTO >= 1 s, but every modern stack uses 200 ms: the peer sits behind a
+ * WireGuard tunnel, and a 1 s floor would stall a flow for a second per lost tail segment. Adding
+ * it to SRTT (not max(200 ms, SRTT + 4 RTTVAR)) keeps the RTO above 2 RTTs on long paths, where a
+ * smooth RTT would otherwise let it fire in the middle of SACK recovery.
  */
 export const MIN_RTO_MS = 200;
 /** RFC 6298 §2.5 allows an upper bound of at least 60 s. */
 export const MAX_RTO_MS = 60_000;
+/** RTT assumed before the first sample (buffer autotuning's measurement period). */
+export const INITIAL_RTT_GUESS_MS = 100;
 /** Clock granularity G of RFC 6298 §2: our timers have millisecond resolution. */
 const CLOCK_GRANULARITY_MS = 1;
 
@@ -38,7 +42,7 @@ export class RttEstimator {
       this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - r);
       this.srtt = 0.875 * this.srtt + 0.125 * r;
     }
-    this.baseRto = clampRto(this.srtt + Math.max(CLOCK_GRANULARITY_MS, 4 * this.rttvar));
+    this.baseRto = clampRto(this.srtt + Math.max(CLOCK_GRANULARITY_MS, MIN_RTO_MS, 4 * this.rttvar));
   }
 
   /** The current timeout including backoff. */

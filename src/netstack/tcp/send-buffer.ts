@@ -16,7 +16,12 @@ export class SendBuffer {
   /** Bytes queued. */
   length = 0;
 
-  constructor(readonly limit: number) {}
+  constructor(public limit: number) {}
+
+  /** Raise the limit (autotuning); never lowers it. */
+  grow(limit: number): void {
+    if (limit > this.limit) this.limit = limit;
+  }
 
   get free(): number {
     return this.limit - this.length;

@@ -108,6 +108,10 @@ export abstract class TcpSender extends TcpSegmentOutput {
       this.dupAcks = 0;
       if (dataAcked > 0) this.cc.onAck(dataAcked, this.opts.clock.now(), this.rtt.srtt);
     }
+    if (this.autotune?.onCwnd(this.cc.cwnd, this.sendBuf) && this.writeBlocked) {
+      this.writeBlocked = false;
+      this.events |= EV_WRITABLE;
+    }
     // RFC 6298 §5.2-5.3.
     if (this.sndMax === this.sndUna) this.rtxTimer.clear();
     else this.rtxTimer.set(this.rtt.rto);

@@ -26,6 +26,12 @@ export class TcpStats {
   receiveBufferedBytes = 0;
   /** Out-of-order received bytes waiting for a hole to fill, over all flows. */
   outOfOrderBytes = 0;
+  /** Buffer limits granted by autotuning above the initial sizes, over all flows (see autotune.ts). */
+  autotuneBytes = 0;
+  /** The bound on autotuneBytes (the layer's buffer budget). */
+  autotuneBudgetBytes = 0;
+  /** Growths refused because the budget was used up. */
+  autotuneDenied = 0;
   /** Segments discarded, by reason. */
   readonly drops: Record<string, number> = {};
 

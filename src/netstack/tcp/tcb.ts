@@ -10,6 +10,7 @@ import type { Logger } from "../../util/log.ts";
 import type { Random } from "../../util/random.ts";
 import type { IpAddr, IpOutput } from "../types.ts";
 import type { TcpCloseReason, TcpState } from "./api.ts";
+import { BufferAutotune } from "./autotune.ts";
 import { Cubic } from "./congestion/cubic.ts";
 import type { CongestionControl, CongestionControlFactory } from "./congestion/types.ts";
 import {
@@ -42,8 +43,10 @@ export interface TcpConnectionOptions {
   remotePort: number;
   /** The MSS we advertise (and the most we send): MTU minus IP and TCP headers. */
   mss: number;
-  /** Bound of each of the send and receive buffers. */
+  /** Bound of each of the send and receive buffers (the initial one when autotuning). */
   bufferSize: number;
+  /** Autotune both buffers up to this many bytes each (autotune.ts); 0 or absent: fixed size. */
+  autotuneMaxBufferSize?: number;
   /** Bound on the handshake; past it the connection closes with "timeout". */
   synTimeoutMs: number;
   /** Called once when the connection is finished and must leave the demux table. */
@@ -168,6 +171,8 @@ export abstract class TcpControlBlock {
 
   protected readonly sendBuf: SendBuffer;
   protected readonly recvBuf: ReceiveBuffer;
+  /** Growing buffers, or null for a fixed --tcp-buffer-size. */
+  protected readonly autotune: BufferAutotune | null;
   protected readonly rtt = new RttEstimator();
   protected readonly cc: CongestionControl;
   protected readonly rtxTimer: Timer;
@@ -190,6 +195,8 @@ export abstract class TcpControlBlock {
     this.sendMss = Math.min(opts.mss, opts.remote.length === 4 ? DEFAULT_MSS_V4 : DEFAULT_MSS_V6);
     this.sendBuf = new SendBuffer(opts.bufferSize);
     this.recvBuf = new ReceiveBuffer(opts.bufferSize);
+    const max = opts.autotuneMaxBufferSize ?? 0;
+    this.autotune = max > opts.bufferSize ? new BufferAutotune(max, opts.stats) : null;
     this.cc = (opts.congestionControl ?? ((mss: number) => new Cubic(mss)))(this.sendMss);
     this.rtxTimer = opts.clock.timer(() => this.onRetransmitTimer());
     this.auxTimer = opts.clock.timer(() => this.onAuxTimer());
@@ -208,6 +215,11 @@ export abstract class TcpControlBlock {
     return this.opts.finWait2TimeoutMs ?? DEFAULT_FIN_WAIT_2_TIMEOUT_MS;
   }
 
+  /** The receive buffer's largest size: the window scale is chosen for it. */
+  protected get largestReceiveBuffer(): number {
+    return this.autotune ? this.autotune.max : this.opts.bufferSize;
+  }
+
   protected windowUpdateThreshold(): number {
     return Math.min(this.ourMss, Math.floor(this.opts.bufferSize / 2));
   }
@@ -224,7 +236,7 @@ export abstract class TcpControlBlock {
     if (o.windowScale >= 0 && (this.passive || this.wsOffered)) {
       this.wsOffered = true;
       this.sndShift = o.windowScale;
-      this.rcvShift = windowScaleFor(this.opts.bufferSize);
+      this.rcvShift = windowScaleFor(this.largestReceiveBuffer);
     } else {
       this.wsOffered = false;
       this.sndShift = 0;
@@ -313,6 +325,7 @@ export abstract class TcpControlBlock {
     stats.sendBufferedBytes -= this.sendBuf.length;
     stats.receiveBufferedBytes -= this.recvBuf.length;
     stats.outOfOrderBytes -= this.recvBuf.outOfOrderBytes;
+    this.autotune?.release();
     this.rtxTimer.cancel();
     this.auxTimer.cancel();
     this.opts.onGone(this);
