@@ -204,6 +204,8 @@ export function harness(
     finWait2TimeoutMs?: number;
     autotuneMaxBufferSize?: number;
     autotuneBudgetBytes?: number;
+    /** Pacing (default off here: scripted tests place every segment by hand). */
+    pacing?: boolean;
   } = {},
 ): Harness {
   const clock = new VirtualClock();
@@ -224,6 +226,7 @@ export function harness(
     finWait2TimeoutMs: opts.finWait2TimeoutMs,
     autotuneMaxBufferSize: opts.autotuneMaxBufferSize,
     autotuneBudgetBytes: opts.autotuneBudgetBytes,
+    pacing: opts.pacing ?? false,
   });
   return {
     clock,
@@ -276,7 +279,9 @@ export interface Impairment {
   /** Drop-tail bound of the bottleneck queue in bytes (default 64 KiB). */
   queueBytes?: number;
   /** Scripted loss: return true to drop this packet (index = packets sent on this link so far). */
-  drop?: (seg: Captured, index: number) => boolean;
+  drop?: (seg: Captured, index: number, now: number) => boolean;
+  /** Deliver in batches: arrival times rounded up to a multiple of this (interrupt coalescing, GRO). */
+  batchMs?: number;
   /** Scripted reordering: how many later packets overtake this one (0 = none). */
   hold?: (seg: Captured, index: number) => number;
 }
@@ -326,7 +331,7 @@ export class ImpairedLink implements IpOutput {
     const tcp = packet.subarray(ipHeaderLength(src));
     const index = this.sent++;
     const imp = this.imp;
-    if (imp.drop?.(parse(src, dst, tcp), index)) {
+    if (imp.drop?.(parse(src, dst, tcp), index, this.clock.now())) {
       this.dropped++;
       return;
     }
@@ -346,6 +351,7 @@ export class ImpairedLink implements IpOutput {
       this.lastDepart = at;
     }
     at += imp.delayMs ?? 0;
+    if (imp.batchMs) at = Math.ceil(at / imp.batchMs) * imp.batchMs;
     let holdFor = imp.hold ? imp.hold(parse(src, dst, tcp), index) : 0;
     if (holdFor === 0 && imp.reorder && this.rng.float() < imp.reorder)
       holdFor = 1 + Math.floor(this.rng.float() * (imp.reorderDepth ?? 2));
@@ -478,6 +484,8 @@ export interface TransferOptions {
   /** Autotune both layers' buffers from bufferSize up to this (0/absent: fixed). */
   autotuneMaxBufferSize?: number;
   autotuneBudgetBytes?: number;
+  /** Pacing in both layers (default on, as in the gateway). */
+  pacing?: boolean;
 }
 
 export function transfer(o: TransferOptions) {
@@ -497,6 +505,7 @@ export function transfer(o: TransferOptions) {
     sack: o.sack,
     autotuneMaxBufferSize: o.autotuneMaxBufferSize,
     autotuneBudgetBytes: o.autotuneBudgetBytes,
+    pacing: o.pacing,
   };
   const layerA = new TcpLayer({
     ...common,

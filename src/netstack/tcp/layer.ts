@@ -50,6 +50,8 @@ export interface TcpLayerOptions {
   finWait2TimeoutMs?: number;
   /** Offer and accept SACK (default true); false leaves loss recovery to NewReno-style fast recovery. */
   sack?: boolean;
+  /** Pace data segments at ~1.2-2 x cwnd / SRTT (pacing.ts); default true. */
+  pacing?: boolean;
 }
 
 /** Per-flow view for observability (TcpLayer.flows()). */
@@ -267,6 +269,7 @@ export class TcpLayer {
       finWait2TimeoutMs: this.finWait2TimeoutMs,
       congestionControl: this.ccFactory,
       sack: o.sack,
+      pacing: o.pacing,
       queueTurn: this.queueTurnBound,
       onGone: (c) => {
         if (this.table.get(key) === c) this.table.delete(key);

@@ -199,8 +199,10 @@ export abstract class TcpSender extends TcpSegmentOutput {
       const mss = this.sendMss;
       const len = Math.min(unsent, usable, mss);
       if (len < mss && len < unsent && ackDue && len < this.maxSndWnd / 2) return 0;
+      if (!this.paceReady(len)) return 0;
       const fin = this.finQueued && len === unsent;
       this.sendData(this.sndNxt, len, fin);
+      this.pacer.spend(len);
       const used = len + (fin ? 1 : 0);
       this.sndNxt = seqAdd(this.sndNxt, used);
       return used;
@@ -223,7 +225,8 @@ export abstract class TcpSender extends TcpSegmentOutput {
     const una = this.sndUna;
     if (seqLt(this.highRxt, una)) this.highRxt = una;
     let pipe = this.sb.pipe(una, this.sndMax, this.highRxt, mss);
-    while (this.cc.cwnd - pipe >= mss) {
+    // Waiting for the pacer must not turn into rule (3) retransmissions of segments still in flight.
+    while (this.cc.cwnd - pipe >= mss && this.paceReady(mss)) {
       let s = this.sb.findHole(this.highRxt, una, mss, true);
       if (s < 0) {
         const n = this.sndNxt === this.sndMax ? this.sendNew(this.sndWnd - seqDiff(this.sndNxt, una), true) : 0;
@@ -236,6 +239,7 @@ export abstract class TcpSender extends TcpSegmentOutput {
       if (s >= 0) {
         const n = this.retransmitAt(s, this.sb.holeEnd);
         if (n === 0) break;
+        this.pacer.spend(n);
         this.highRxt = seqAdd(s, n);
         pipe += n;
         continue;
@@ -280,5 +284,20 @@ export abstract class TcpSender extends TcpSegmentOutput {
     if (this.persisting || this.sndMax !== this.sndUna) {
       if (this.rtxTimer.deadline < 0) this.rtxTimer.set(this.rtt.rto);
     } else this.rtxTimer.clear();
+  }
+
+  /** May a segment of `len` bytes leave now (pacer.spend() it once sent)? Else the pacing timer is armed. */
+  protected paceReady(len: number): boolean {
+    if (this.opts.pacing === false) return true;
+    const now = this.opts.clock.now();
+    const wait = this.pacer.check(len, now, this.cc.cwnd, this.cc.cwnd < this.cc.ssthresh, this.rtt.srtt, this.sendMss);
+    if (wait <= 0) return true;
+    if (this.paceTimer.deadline < 0) this.paceTimer.set(wait);
+    return false;
+  }
+
+  protected onPaceTimer(): void {
+    if (this.released) return;
+    this.trySend();
   }
 }

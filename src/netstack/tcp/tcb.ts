@@ -21,6 +21,7 @@ import {
   TIMESTAMP_OPTION_BYTES,
   windowScaleFor,
 } from "./constants.ts";
+import { Pacer } from "./pacing.ts";
 import { ReceiveBuffer } from "./receive-buffer.ts";
 import { RttEstimator } from "./rtt.ts";
 import { SackScoreboard } from "./sack.ts";
@@ -57,6 +58,8 @@ export interface TcpConnectionOptions {
   finWait2TimeoutMs?: number;
   /** Offer and accept SACK (RFC 2018); default true. */
   sack?: boolean;
+  /** Pace data segments (pacing.ts); default true. */
+  pacing?: boolean;
   /**
    * Queue the connection for the end of the event-loop turn (the layer then calls endTurn() once):
    * app events and the coalesced ACK go out once per turn, not once per segment.
@@ -176,6 +179,9 @@ export abstract class TcpControlBlock {
   protected readonly rtt = new RttEstimator();
   protected readonly cc: CongestionControl;
   protected readonly rtxTimer: Timer;
+  /** Pacing: data waits for the bucket (pacing.ts); this timer resumes sending. */
+  protected readonly pacer = new Pacer();
+  protected readonly paceTimer: Timer;
   /** Handshake deadline, keepalive while synchronized, FIN-WAIT-2 and TIME-WAIT timeouts. */
   protected readonly auxTimer: Timer;
   /** Offset into sendBuf of the payload being emitted (read by writePayload). */
@@ -200,6 +206,7 @@ export abstract class TcpControlBlock {
     this.cc = (opts.congestionControl ?? ((mss: number) => new Cubic(mss)))(this.sendMss);
     this.rtxTimer = opts.clock.timer(() => this.onRetransmitTimer());
     this.auxTimer = opts.clock.timer(() => this.onAuxTimer());
+    this.paceTimer = opts.clock.timer(() => this.onPaceTimer());
     this.writePayload = (dst, dstOff, len) => this.sendBuf.copyOut(this.payloadOffset, len, dst, dstOff);
     this.iss = opts.random.u32();
     this.tsOffset = opts.random.u32();
@@ -210,6 +217,7 @@ export abstract class TcpControlBlock {
 
   protected abstract onRetransmitTimer(): void;
   protected abstract onAuxTimer(): void;
+  protected abstract onPaceTimer(): void;
 
   protected get finWait2TimeoutMs(): number {
     return this.opts.finWait2TimeoutMs ?? DEFAULT_FIN_WAIT_2_TIMEOUT_MS;
@@ -328,6 +336,7 @@ export abstract class TcpControlBlock {
     this.autotune?.release();
     this.rtxTimer.cancel();
     this.auxTimer.cancel();
+    this.paceTimer.cancel();
     this.opts.onGone(this);
   }
 
