@@ -37,7 +37,7 @@ export class Pacer {
     this.rate = rate;
     const burst = Math.max(rate * PACING_QUANTUM_MS, PACING_MIN_BURST * mss);
     const t = this.tokens + (now - this.at) * rate;
-    this.tokens = t > burst ? burst : t;
+    this.tokens = Math.min(t, burst);
     this.at = now;
     if (this.tokens >= len) return 0;
     // Wake up no more often than once per quantum: a timer per segment would cost more than pacing saves.
