@@ -57,9 +57,10 @@ export class StatsSummary {
     const now = this.clock.now();
     const s = this.sample();
     const seconds = Math.max(1e-3, (now - this.lastAt) / 1000);
-    this.log.info(
-      summaryLine(s, (s.bytesIn - this.last.bytesIn) / seconds, (s.bytesOut - this.last.bytesOut) / seconds),
-    );
+    // Never negative: the counters restart when the UDP socket is replaced (wg set listen-port).
+    const inPerS = Math.max(0, s.bytesIn - this.last.bytesIn) / seconds;
+    const outPerS = Math.max(0, s.bytesOut - this.last.bytesOut) / seconds;
+    this.log.info(summaryLine(s, inPerS, outPerS));
     this.last = s;
     this.lastAt = now;
     this.timer.set(this.intervalMs);
