@@ -284,6 +284,25 @@ export const UP_FLAGS: FlagSpec[] = [
 
 export const KEYTOOL_FLAGS: FlagSpec[] = [HELP];
 
+/** `status`: which gateway to ask (its UAPI socket), and where `up` keeps peer names. */
+export const STATUS_FLAGS: FlagSpec[] = [
+  {
+    long: "name",
+    takesValue: true,
+    valueHint: "NAME",
+    description: "the gateway's UAPI name",
+    defaultText: "wgslirpy",
+  },
+  { long: "uapi", takesValue: true, valueHint: "PATH", description: "the gateway's UAPI socket path" },
+  {
+    long: "state-dir",
+    takesValue: true,
+    valueHint: "DIR",
+    description: "where `up` keeps its peers (to show their names)",
+  },
+  HELP,
+];
+
 /** `wgslirpy replay FILE.pcap`: feed a capture's peer-side packets through the netstack. */
 export const REPLAY_FLAGS: FlagSpec[] = [
   {

@@ -14,7 +14,7 @@ import { createLogger, type Logger } from "../util/log.ts";
 import { StartupError } from "../util/startup.ts";
 import { VERSION } from "../version.ts";
 import { generatePrivateKey, keyToBase64, publicKeyOf } from "../wireguard/keys.ts";
-import { KEYTOOL_FLAGS, MAIN_FLAGS, REPLAY_FLAGS, UP_FLAGS } from "./flags.ts";
+import { KEYTOOL_FLAGS, MAIN_FLAGS, REPLAY_FLAGS, STATUS_FLAGS, UP_FLAGS } from "./flags.ts";
 import { type CommandHelp, helpWidth, renderHelp } from "./help.ts";
 import { CliError, FlagReader, parseFlags, parseGatewayArgs, parseKeyFor, type ReadTextFile } from "./parse.ts";
 import { resolveUapi } from "./uapi-path.ts";
@@ -49,7 +49,7 @@ export const processIo: CliIo = {
 
 const DESCRIPTION = "Expose internet access without root using WireGuard";
 
-const COMMANDS: Record<"main" | "up" | "genkey" | "pubkey" | "replay", CommandHelp> = {
+const COMMANDS: Record<"main" | "up" | "status" | "genkey" | "pubkey" | "replay", CommandHelp> = {
   main: {
     name: "wgslirpy",
     description: `${DESCRIPTION} (wgslirpy ${VERSION})`,
@@ -57,6 +57,7 @@ const COMMANDS: Record<"main" | "up" | "genkey" | "pubkey" | "replay", CommandHe
     flags: MAIN_FLAGS,
     commands: [
       { name: "up", description: "quick start: keep keys in the state directory, print the peer's config, serve" },
+      { name: "status", description: "a running gateway's peers, endpoints, handshakes and transfer" },
       { name: "genkey", description: "print a new private key (like wg genkey)" },
       { name: "pubkey", description: "read a private key on stdin, print its public key (like wg pubkey)" },
       { name: "replay", description: "feed the peer-side packets of a pcap through the netstack" },
@@ -69,6 +70,13 @@ const COMMANDS: Record<"main" | "up" | "genkey" | "pubkey" | "replay", CommandHe
       "config when the keys are created (or with --print-config-only), and serve.",
     usage: "[OPTIONS]",
     flags: UP_FLAGS,
+  },
+  status: {
+    name: "wgslirpy status",
+    description:
+      "Ask a running gateway (its UAPI socket) for its peers: endpoints, latest handshake, transfer. `wg show NAME` works too.",
+    usage: "[--name NAME | --uapi PATH]",
+    flags: STATUS_FLAGS,
   },
   genkey: {
     name: "wgslirpy genkey",
@@ -117,6 +125,16 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
         return EXIT_OK;
       }
       return await runReplay(rest, io);
+    }
+    if (sub === "status") {
+      const rest = argv.slice(1);
+      if (wantsHelp(rest)) {
+        help(COMMANDS.status);
+        return EXIT_OK;
+      }
+      const { runStatus } = await import("./status.ts");
+      await runStatus(rest, io.env, io.home(), io.stdout);
+      return EXIT_OK;
     }
     if (sub === "up" || sub === "genkey" || sub === "pubkey") {
       const rest = argv.slice(1);

@@ -186,6 +186,28 @@ test("a running `up` serves enrolled peers: --add-peer applies at once over UAPI
     expect(await pings(late, 2)).toBe(false);
     late.source = { v4: "10.0.2.17", v6: "fd00::17" };
 
+    // `status` names the peers from the state directory and shows their handshakes and transfer.
+    const status = Bun.spawnSync(["bun", CLI, "status", "--uapi", sock], { env });
+    const text = status.stdout.toString();
+    expect(status.exitCode, status.stderr.toString()).toBe(0);
+    expect(text).toContain(
+      `interface: ${sock}\n  public key: ${Buffer.from(gwPublic).toString("base64")}\n  listening port: ${port}\n  peers: 3 (2 with a handshake in the last 3 minutes)\n`,
+    );
+    const earlyKey = Buffer.from(publicKeyOf(keyOf("early"))).toString("base64");
+    expect(text).toMatch(
+      new RegExp(
+        `peer: ${earlyKey.replace(/[+/]/g, "\\$&")} \\(early\\)\n  endpoint: 127\\.0\\.0\\.1:${early.transport.local.port}\n  allowed ips: 10\\.0\\.2\\.16/32, fd00::16/128\n  latest handshake: \\d+ s ago\n  transfer: \\d+ B received, \\d+ B sent`,
+      ),
+    );
+    expect(text).toContain(
+      "(quick-start)\n  endpoint: (none)\n  allowed ips: 0.0.0.0/0, ::/0\n  latest handshake: never\n  transfer: 0 B received, 0 B sent",
+    );
+    const nobody = Bun.spawnSync(["bun", CLI, "status", "--uapi", join(dir, "nothing.sock")], { env });
+    expect([nobody.exitCode, nobody.stderr.toString()]).toEqual([
+      2,
+      `wgslirpy: error: cannot connect to ${join(dir, "nothing.sock")}: ENOENT (is the gateway running, with this --name?)\n`,
+    ]);
+
     const removed = Bun.spawnSync(["bun", CLI, "up", "--remove-peer", "late", "--uapi", sock], { env });
     expect(removed.stderr.toString()).toContain("peer late removed: applied to the running gateway");
     expect(await pings(late, 3)).toBe(false);
