@@ -3,6 +3,7 @@
  * UDP: ICMP administratively prohibited quoting the datagram); --allow opens it; --deny closes more.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFdLimit } from "../../src/gateway/host-fds.ts";
 import { type GatewayHandle, startGateway } from "../../src/index.ts";
 import { generatePrivateKey, publicKeyOf } from "../../src/wireguard/keys.ts";
 import { readAll, TestClient, until, writeAll } from "./client.ts";
@@ -169,5 +170,20 @@ describe("with rules", () => {
     c.udpSend("127.0.0.1", 9, enc.encode("discard"), 50125);
     const err = await icmpError(c, rx);
     expect(err[21]).toBe(13);
+  });
+});
+
+describe("flow budget", () => {
+  test("maxFlows (--max-flows) sets the budget; without it, it comes from the open-files limit", async () => {
+    const set = await setup({ maxFlows: 40 });
+    try {
+      expect(set.gw.stats().gateway.budget).toMatchObject({ maxFlows: 40, maxPendingConnects: 10, maxUdpMappings: 20 });
+      const derived = byDefault.gw.stats().gateway.budget;
+      expect(derived.maxFlows).toBeGreaterThan(0);
+      expect(derived.maxFlows).toBeLessThan(readFdLimit() as number);
+    } finally {
+      set.client.close();
+      await set.gw.close();
+    }
   });
 });
