@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { compiledBinary } from "../../harness/compiled.ts";
 import { createWorld, type World } from "../../harness/fixture.ts";
 import { describeOrSkip } from "../../harness/gate.ts";
-import { interopSkipReason } from "../../harness/netns.ts";
+import { interopSkipReason, sysctl } from "../../harness/netns.ts";
 import { curlSha256, PORTS } from "../../harness/servers.ts";
 import { ADDR, HOSTS } from "../../harness/topology.ts";
 
@@ -24,6 +24,8 @@ describeOrSkip(skip, "the compiled binary as the gateway, wireguard-go as the pe
     bin = b.path;
     console.log(`compiled binary ${b.built ? `built in ${(b.buildMs / 1000).toFixed(1)} s` : "from the cache"}`);
     w = await createWorld(PREFIX, IFP, { files: { "4m.bin": 4 * MiB } });
+    // Ping sockets allowed: echo to other hosts goes through the binary's ping worker.
+    await sysctl(w.t.gw, "net.ipv4.ping_group_range", "0 2147483647");
     await w.startGateway({ command: [bin], logLevel: "info" });
     await w.startPeer();
   }, 120_000);
@@ -36,6 +38,11 @@ describeOrSkip(skip, "the compiled binary as the gateway, wireguard-go as the pe
 
   test("ping the pingable address", async () => {
     expect(await w.ping(ADDR.tunGw4, 3), gwLog()).toBe(3);
+  }, 30_000);
+
+  test("ping an inet host (ICMP datagram sockets polled by the worker inside the binary)", async () => {
+    expect(await w.ping(ADDR.inet4, 3), gwLog()).toBe(3);
+    expect(await w.ping(ADDR.inet6, 2), gwLog()).toBe(2);
   }, 30_000);
 
   test("curl by name (DNS through the gateway), IPv4 and IPv6, byte-exact", async () => {
