@@ -47,8 +47,12 @@ describeOrSkip(skip, "handshake flood: cookies under load (gateway CLI, wireguar
 
   // biome-ignore lint/suspicious/noExplicitAny: the stats JSON is read loosely
   async function stats(): Promise<any> {
-    const r = await exec(w.t.gw, ["curl", "-sS", "--max-time", "3", `http://${STATS}/stats`], { timeoutMs: 5000 });
-    return JSON.parse(r.stdout);
+    const r = await exec(w.t.gw, ["curl", "-sS", "--max-time", "5", `http://${STATS}/stats`], { timeoutMs: 8000 });
+    try {
+      return JSON.parse(r.stdout);
+    } catch {
+      throw new Error(`GET /stats: exit ${r.code} ${r.stderr.trim()}${gwLog()}`);
+    }
   }
 
   /** CPU seconds (user + system) the gateway process has used. */
