@@ -42,9 +42,12 @@ export class DnsCache {
     return this.entries.size;
   }
 
-  /** The key of a query: its question (case-folded) and DO bit. */
-  static key(msg: Uint8Array, questionEnd: number, dnssecOk: boolean): string {
-    let key = dnssecOk ? "D" : "-";
+  /**
+   * The key of a query: its question (case-folded), whether it had an EDNS OPT record (the answer
+   * has one only then, RFC 6891) and its DO bit.
+   */
+  static key(msg: Uint8Array, questionEnd: number, edns: boolean, dnssecOk: boolean): string {
+    let key = (edns ? "E" : "-") + (dnssecOk ? "D" : "-");
     for (let i = 12; i < questionEnd; i++) {
       let c = msg[i]!;
       if (c >= 0x41 && c <= 0x5a) c |= 0x20;

@@ -79,17 +79,6 @@ export class DnsRelay {
     throw new DnsRelayError(lastError);
   }
 
-  /** The same over TCP only (tests and callers that know the answer is large). */
-  async relayTcp(query: Uint8Array, questionEnd: number, timeoutMs: number): Promise<Uint8Array> {
-    const [server] = this.nameservers();
-    if (!server) throw new DnsRelayError("no nameserver in /etc/resolv.conf");
-    const out = query.slice();
-    writeU16(out, 0, this.deps.random.u32() & 0xffff);
-    const answer = await this.attemptTcp(server, out, questionEnd, timeoutMs);
-    writeU16(answer, 0, readU16(query, 0));
-    return answer;
-  }
-
   close(): void {
     for (const s of this.open) s.close();
     this.open.clear();

@@ -213,7 +213,7 @@ export class DnsServer {
       reply(RCODE.NOERROR);
       return;
     } // the root has no addresses
-    const cacheKey = isAddress ? "" : DnsCache.key(msg, q.questionEnd, q.dnssecOk);
+    const cacheKey = isAddress ? "" : DnsCache.key(msg, q.questionEnd, q.ednsSize > 0, q.dnssecOk);
     if (!isAddress && this.deps.cache) {
       const hit = this.deps.cache.get(cacheKey, q.id);
       if (hit && hit.length <= maxSize) {

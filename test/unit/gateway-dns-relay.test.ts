@@ -147,18 +147,22 @@ function setup(opts: { nameserverPort?: number; resolver?: Resolver; maxInFlight
 
 /** The upstream's answer to `q` with the records given, its own ID and question echoed. */
 function upstreamAnswer(q: Uint8Array, flags: number, answers: number[][], authority: number[][] = []) {
-  const qEnd = q.length;
+  let qEnd = 12;
+  while (q[qEnd] !== 0) qEnd += q[qEnd]! + 1;
+  qEnd += 5;
+  // An OPT record in the query gets one in the answer (RFC 6891).
+  const opt = q.length > qEnd ? [0, ...u16(41), ...u16(1232), 0, 0, 0, 0, 0, 0] : [];
   return Uint8Array.from([
     ...q.subarray(0, 2),
     ...u16(flags),
     ...u16(1),
     ...u16(answers.length),
     ...u16(authority.length),
-    0,
-    0,
+    ...u16(opt.length ? 1 : 0),
     ...q.subarray(12, qEnd),
     ...answers.flat(),
     ...authority.flat(),
+    ...opt,
   ]);
 }
 
@@ -259,11 +263,29 @@ describe("DNS relay and the server's other answers", () => {
     expect(ns.udpQueries.length).toBe(3);
     await ask(query(6, "fail.test", T.TXT));
     expect(ns.udpQueries.length).toBe(4);
+    // The same question with an EDNS OPT record is another entry (its answer carries an OPT).
+    const withOpt = Uint8Array.from([
+      ...header(8, 0x0100, 1, 0, 0, 1),
+      ...question("ok.test", T.TXT),
+      0,
+      ...u16(41),
+      ...u16(1232),
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+    ]);
+    await ask(withOpt);
+    expect(ns.udpQueries.length).toBe(5);
+    await ask(withOpt);
+    expect(ns.udpQueries.length).toBe(5);
     // The negative entry lives min(SOA TTL 900, MINIMUM 60) s.
     clock.advance(50_000);
     await ask(query(7, "nx.test", T.TXT));
-    expect(ns.udpQueries.length).toBe(5);
-    expect(server.counters()).toMatchObject({ relayed: 5, cacheHits: 2, servfail: 2, nxdomain: 3 });
+    expect(ns.udpQueries.length).toBe(6);
+    expect(server.counters()).toMatchObject({ relayed: 6, cacheHits: 3, servfail: 2, nxdomain: 3 });
   });
 
   test("PTR of the gateway's own addresses and A/AAAA of its name answer locally", async () => {
