@@ -1,0 +1,56 @@
+// `wg set NAME listen-port N` through the UAPI socket: the gateway rebinds its UDP socket, the old
+// port goes quiet and a client handshakes on the new one.
+import { expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startGateway } from "../../src/index.ts";
+import { answerErrno, parseUapiGet, uapiRequest } from "../../src/uapi/client.ts";
+import { generatePrivateKey, publicKeyOf } from "../../src/wireguard/keys.ts";
+import { TestClient } from "./client.ts";
+import { testGatewayOptions } from "./options.ts";
+
+test("listen_port rebinds the UDP socket; get reports the new port; a client handshakes there", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "wgslirpy-uapi-port-"));
+  const gwKey = generatePrivateKey();
+  const clientKey = generatePrivateKey();
+  const sock = join(dir, "gw.sock");
+  const gw = await startGateway({ ...testGatewayOptions(gwKey, clientKey), uapi: { path: sock, required: true } });
+  const clients: TestClient[] = [];
+  try {
+    const oldPort = gw.local.port;
+    const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const freePort = probe.port; // a TCP port number that is very likely free for UDP too
+    probe.stop(true);
+    expect(answerErrno(await uapiRequest(sock, `set=1\nlisten_port=${freePort}\n\n`))).toBe(0);
+    expect(gw.local.port).toBe(freePort);
+    expect(parseUapiGet(await uapiRequest(sock, "get=1\n\n")).device.get("listen_port")).toBe(String(freePort));
+    const stale = await TestClient.connect({
+      privateKey: clientKey,
+      gatewayPublicKey: publicKeyOf(gwKey),
+      gateway: { address: "127.0.0.1", port: oldPort },
+    });
+    clients.push(stale);
+    await expect(stale.handshake(800)).rejects.toThrow();
+    const fresh = await TestClient.connect({
+      privateKey: clientKey,
+      gatewayPublicKey: publicKeyOf(gwKey),
+      gateway: { address: "127.0.0.1", port: freePort },
+    });
+    clients.push(fresh);
+    await fresh.handshake();
+    // A port another socket holds: EADDRINUSE, and the gateway stays where it was.
+    const holder = await (await import("../../src/transport/udp.ts")).openUdpTransport({
+      address: "127.0.0.1",
+      port: 0,
+    });
+    const errno = answerErrno(await uapiRequest(sock, `set=1\nlisten_port=${holder.local.port}\n\n`));
+    holder.close();
+    expect(errno).toBe(-98);
+    expect(gw.local.port).toBe(freePort);
+  } finally {
+    for (const c of clients) c.close();
+    await gw.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
