@@ -50,10 +50,13 @@ describe("TCP loss recovery between two layers (scripted loss)", () => {
       console.log(`${mode}: 4 losses in one window, done at ${r.doneAt} ms`);
     });
 
-    test(`${mode}: loss of the last segment (it carries the FIN) needs the RTO`, () => {
+    test(`${mode}: loss of the last segment (it carries the FIN): ${sack ? "the tail loss probe resends it" : "needs the RTO"}`, () => {
       const { s } = oneWay([39], 40, sack);
-      expect(s.rtoExpirations).toBe(1);
-      expect(s.fastRecoveries).toBe(0);
+      // With SACK, RACK-TLP (RFC 8985 §7) probes after 2 SRTT; without it only the RTO is left.
+      expect(s.rtoExpirations).toBe(sack ? 0 : 1);
+      expect(s.tlpProbes).toBe(sack ? 1 : 0);
+      expect(s.retransmits).toBe(1);
+      if (!sack) expect(s.fastRecoveries).toBe(0);
     });
 
     test(`${mode}: reordering depth <= 2 causes no spurious fast retransmit`, () => {
@@ -138,17 +141,18 @@ describe("TCP SACK sender against a scripted peer", () => {
     const start = h.clock.now();
     const times: number[] = [];
     const seqs: number[] = [];
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 4; i++) {
       h.clock.runUntil(h.clock.nextDeadline());
       for (const c of h.out.take()) {
         times.push(h.clock.now() - start);
         seqs.push(c.seq);
       }
     }
-    // The handshake's RTT sample (0 ms) gives the 200 ms floor; each expiry doubles it.
-    const rto0 = times[0]!;
-    expect(times).toEqual([rto0, 3 * rto0, 7 * rto0]);
-    expect(seqs).toEqual([seg(0), seg(0), seg(0)]);
+    // First the tail loss probe (RFC 8985 §7): after PTO = max(2 SRTT, 10 ms) the last segment
+    // again. Then the RTO: SRTT 0 + 200 ms, doubled per expiry, resending from SND.UNA.
+    expect(times).toEqual([10, 210, 610, 1410]);
+    expect(seqs).toEqual([seg(3), seg(0), seg(0), seg(0)]);
+    expect(h.layer.stats.tlpProbes).toBe(1);
     expect(h.layer.stats.rtoExpirations).toBe(3);
     // The peer now ACKs segment 0: cwnd has room for 2 segments; the resend skips SACKed 1-2.
     h.peer({ seq: PEER_ISS + 1, ack: seg(1), flags: TCP_ACK, sack: [[seg(1), seg(3)]] });

@@ -47,6 +47,12 @@ export const DEFAULT_MSS_V6 = 1220;
 export const MAX_WINDOW_SCALE = 14;
 /** Bytes of the timestamp option as we lay it out (NOP NOP TS), taken off the MSS (RFC 6691). */
 export const TIMESTAMP_OPTION_BYTES = 12;
+/** Tail loss probe (RFC 8985 §7.2): PTO = max(2 SRTT, this) ... */
+export const TLP_MIN_PTO_MS = 10;
+/** ...plus the peer's worst-case delayed ACK when a single segment is in flight. */
+export const TLP_DELAYED_ACK_MS = 200;
+/** Lost retransmissions queued by RACK per flow (beyond it the RTO still recovers them). */
+export const MAX_RACK_LOST = 256;
 /** Duplicate ACKs that trigger fast retransmit (RFC 5681 §3.2). */
 export const DUPACK_THRESHOLD = 3;
 

@@ -27,8 +27,23 @@ export abstract class TcpSegmentOutput extends TcpControlBlock {
       this.rttSeq = seqAdd(seq, len);
       this.rttTime = this.opts.clock.now();
     }
+    if (len > 0 && this.sackEnabled) {
+      this.rack.onSend(seq, seqAdd(seq, len), this.opts.clock.now(), isRetransmit);
+      if (isRetransmit && this.rackLost.length > 0) this.forgetRackLost(seq);
+    }
     const end = seqAdd(seq, len + (fin ? 1 : 0));
     if (seqGt(end, this.sndMax)) this.sndMax = end;
+  }
+
+  /** A retransmission of `seq` went out: it is no longer waiting in RACK's lost queue. */
+  private forgetRackLost(seq: number): void {
+    const q = this.rackLost;
+    for (let i = 0; i < q.length; i += 2) {
+      if (q[i] === seq) {
+        q.splice(i, 2);
+        i -= 2;
+      }
+    }
   }
 
   protected sendSyn(): void {

@@ -4,13 +4,18 @@
  * new data and retransmissions as window and congestion window allow.
  */
 import { TCP_FIN, TCP_SYN } from "../../wire/tcp.ts";
-import { DUPACK_THRESHOLD } from "./constants.ts";
+import { DUPACK_THRESHOLD, MAX_RACK_LOST } from "./constants.ts";
 import { TcpSegmentOutput } from "./output.ts";
 import type { TcpSegmentIn } from "./segment.ts";
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from "./seq.ts";
 import { EV_WRITABLE } from "./tcb.ts";
 
 export abstract class TcpSender extends TcpSegmentOutput {
+  /** (Re)arm the retransmission or tail loss probe timer (timers.ts). */
+  protected abstract armRetransmitTimer(restart: boolean): void;
+  /** May `len` bytes leave now under pacing (timers.ts)? */
+  protected abstract paceReady(len: number): boolean;
+
   /**
    * ACK processing for synchronized states (§3.10.7.4 fifth check, RFC 5961 §5.2, RFC 5681/6582).
    * Returns false when the segment must be dropped.
@@ -65,6 +70,7 @@ export abstract class TcpSender extends TcpSegmentOutput {
     ) {
       this.enterRecovery();
     }
+    if (this.sackEnabled && this.rack.size > 0) this.rackUpdate(newlySacked > 0);
     // Window update (§3.10.7.4): only from segments newer than the last update.
     if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack))) {
       this.updateWindow(seg.window, seg.seq, ack, this.sndShift);
@@ -112,9 +118,9 @@ export abstract class TcpSender extends TcpSegmentOutput {
       this.writeBlocked = false;
       this.events |= EV_WRITABLE;
     }
-    // RFC 6298 §5.2-5.3.
-    if (this.sndMax === this.sndUna) this.rtxTimer.clear();
-    else this.rtxTimer.set(this.rtt.rto);
+    // RFC 6298 §5.2-5.3 (or the tail loss probe timeout, RFC 8985 §7.2).
+    this.tlpOutstanding = false;
+    this.armRetransmitTimer(true);
     if (this.writeBlocked && this.sendBuf.free > 0) {
       this.writeBlocked = false;
       this.events |= EV_WRITABLE;
@@ -139,6 +145,8 @@ export abstract class TcpSender extends TcpSegmentOutput {
     this.recover = this.sndMax;
     this.opts.stats.fastRecoveries++;
     this.cc.onEnterRecovery(seqDiff(this.sndMax, this.sndUna), this.opts.clock.now(), this.sackEnabled);
+    // A pending tail loss probe timeout becomes the RTO (no probes during recovery).
+    if (this.ptoArmed) this.armRetransmitTimer(true);
     if (!this.sackEnabled) {
       this.retransmitHead();
       return;
@@ -227,6 +235,12 @@ export abstract class TcpSender extends TcpSegmentOutput {
     let pipe = this.sb.pipe(una, this.sndMax, this.highRxt, mss);
     // Waiting for the pacer must not turn into rule (3) retransmissions of segments still in flight.
     while (this.cc.cwnd - pipe >= mss && this.paceReady(mss)) {
+      const lost = this.rackLost.length > 0 ? this.retransmitRackLost() : 0;
+      if (lost > 0) {
+        pipe += lost;
+        this.pacer.spend(lost);
+        continue;
+      }
       let s = this.sb.findHole(this.highRxt, una, mss, true);
       if (s < 0) {
         const n = this.sndNxt === this.sndMax ? this.sendNew(this.sndWnd - seqDiff(this.sndNxt, una), true) : 0;
@@ -280,24 +294,52 @@ export abstract class TcpSender extends TcpSegmentOutput {
   }
 
   protected armTimer(): void {
-    if (this.released || this.state === "TIME-WAIT") return;
-    if (this.persisting || this.sndMax !== this.sndUna) {
-      if (this.rtxTimer.deadline < 0) this.rtxTimer.set(this.rtt.rto);
-    } else this.rtxTimer.clear();
+    this.armRetransmitTimer(false);
   }
 
-  /** May a segment of `len` bytes leave now (pacer.spend() it once sent)? Else the pacing timer is armed. */
-  protected paceReady(len: number): boolean {
-    if (this.opts.pacing === false) return true;
+  /**
+   * RACK (RFC 8985 §6) after an ACK: note what was delivered, queue what is lost by time (sent
+   * reo_wnd + RACK.rtt before one that was delivered): retransmissions always, first transmissions
+   * after a tail loss probe; and enter recovery on it. RFC 6675 alone never resends a hole twice
+   * (only the RTO would), and needs DupThresh segments SACKed above a hole, which a lost tail never
+   * gets.
+   */
+  private rackUpdate(sacked: boolean): void {
     const now = this.opts.clock.now();
-    const wait = this.pacer.check(len, now, this.cc.cwnd, this.cc.cwnd < this.cc.ssthresh, this.rtt.srtt, this.sendMss);
-    if (wait <= 0) return true;
-    if (this.paceTimer.deadline < 0) this.paceTimer.set(wait);
-    return false;
+    this.rack.onAck(this.sndUna, this.sb, sacked, now, this.minRtt);
+    // Without SACKed data nothing delivered was sent after anything outstanding.
+    if (this.sb.empty) return;
+    const srtt = Math.max(this.rtt.srtt, 0);
+    const reoWnd = Number.isFinite(this.minRtt) ? Math.min(this.minRtt / 4, srtt) : 0;
+    // First transmissions only when a tail loss probe went out (the flow went quiet for a PTO); else
+    // DupThresh (RFC 6675 IsLost) keeps its tolerance of reordering, as this stack has no DSACK to
+    // adapt reo_wnd with.
+    this.rack.detectLoss(now, reoWnd, !this.tlpOutstanding, this.onRackLost);
+    if (this.rackLost.length > 0 && !this.inRecovery && seqGe(this.sndUna, this.recover)) this.enterRecovery();
   }
 
-  protected onPaceTimer(): void {
-    if (this.released) return;
-    this.trySend();
+  private readonly onRackLost = (start: number, end: number, retransmitted: boolean) => {
+    if (this.rackLost.length >= 2 * MAX_RACK_LOST) return;
+    this.rackLost.push(start, end);
+    if (retransmitted) this.opts.stats.rackLostRetransmits++;
+  };
+
+  /** Send the first lost retransmission RACK found that is still missing; returns bytes sent. */
+  private retransmitRackLost(): number {
+    const q = this.rackLost;
+    while (q.length > 0) {
+      const s = q[0] as number;
+      const e = q[1] as number;
+      q.splice(0, 2);
+      if (seqLe(e, this.sndUna) || (this.sb.isSacked(s) && seqGe(this.sb.skipSacked(s), e))) continue;
+      const from = seqLt(s, this.sndUna) ? this.sndUna : s;
+      const n = this.retransmitAt(from, e);
+      if (n > 0) {
+        // NextSeg (RFC 6675) must not pick the same hole again.
+        if (seqGt(seqAdd(from, n), this.highRxt)) this.highRxt = seqAdd(from, n);
+        return n;
+      }
+    }
+    return 0;
   }
 }

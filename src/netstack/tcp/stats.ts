@@ -13,6 +13,10 @@ export class TcpStats {
   roamKicks = 0;
   /** Loss-recovery episodes entered on duplicate ACKs / SACK (RFC 6675 or RFC 6582 fast recovery). */
   fastRecoveries = 0;
+  /** Tail loss probes sent (RFC 8985 §7): a timeout of 2 RTTs instead of the RTO for a lost tail. */
+  tlpProbes = 0;
+  /** Retransmissions found lost by RACK (RFC 8985 §6) and sent again without waiting for the RTO. */
+  rackLostRetransmits = 0;
   /** Connections closed because the peer never sent its FIN in FIN-WAIT-2. */
   finWait2Timeouts = 0;
   /** Keepalive probes sent to a silent peer, and flows closed because none was answered. */

@@ -22,6 +22,7 @@ import {
   windowScaleFor,
 } from "./constants.ts";
 import { Pacer } from "./pacing.ts";
+import { RackLog } from "./rack.ts";
 import { ReceiveBuffer } from "./receive-buffer.ts";
 import { RttEstimator } from "./rtt.ts";
 import { SackScoreboard } from "./sack.ts";
@@ -143,6 +144,14 @@ export abstract class TcpControlBlock {
   protected readonly sb = new SackScoreboard();
   /** RFC 6675 HighRxt: the end of the highest range retransmitted in this recovery. */
   protected highRxt = 0;
+  /** RACK transmission log (rack.ts) and the lost retransmissions it found, waiting to go again. */
+  protected readonly rack = new RackLog();
+  protected readonly rackLost: number[] = [];
+  /** Smallest RTT sample (RACK's guard against ambiguous retransmissions, reo_wnd). */
+  protected minRtt = Number.POSITIVE_INFINITY;
+  /** The retransmission timer is armed as a tail loss probe timeout; a probe is out. */
+  protected ptoArmed = false;
+  protected tlpOutstanding = false;
   /** RFC 6675 rescue retransmission already done in this recovery. */
   protected rescueDone = false;
   /** When an out-of-window pure ACK was last answered. */
@@ -273,7 +282,9 @@ export abstract class TcpControlBlock {
   }
 
   protected rttSample(ms: number): void {
-    if (ms >= 0 && ms < 0x7fffffff) this.rtt.sample(ms);
+    if (!(ms >= 0 && ms < 0x7fffffff)) return;
+    this.rtt.sample(ms);
+    if (ms < this.minRtt) this.minRtt = ms;
   }
 
   protected tsNow(): number {

@@ -1,6 +1,6 @@
 /**
- * Timer expiry: retransmission (RFC 6298, zero-window probes per RFC 9293 §3.8.6.1), and the
- * auxiliary timer that bounds the handshake, probes a silent peer (keepalive), and bounds
+ * Timer expiry: retransmission (RFC 6298, zero-window probes per RFC 9293 §3.8.6.1), tail loss
+ * probes (RFC 8985 §7), pacing (pacing.ts), and the auxiliary timer that bounds the handshake, probes a silent peer (keepalive), and bounds
  * FIN-WAIT-2 and TIME-WAIT.
  */
 import { TCP_ACK } from "../../wire/tcp.ts";
@@ -10,9 +10,11 @@ import {
   KEEPALIVE_PROBES,
   MAX_RETRANSMITS,
   TIME_WAIT_MS,
+  TLP_DELAYED_ACK_MS,
+  TLP_MIN_PTO_MS,
 } from "./constants.ts";
 import { TcpSender } from "./sender.ts";
-import { seqAdd, seqDiff } from "./seq.ts";
+import { seqAdd, seqDiff, seqGt, seqLt } from "./seq.ts";
 import { EV_CLOSED } from "./tcb.ts";
 
 export abstract class TcpTimers extends TcpSender {
@@ -44,6 +46,13 @@ export abstract class TcpTimers extends TcpSender {
       }
     }
     if (this.sndMax === this.sndUna) return;
+    if (this.ptoArmed) {
+      // A probe timeout, not an RTO: probe, or (recovery began meanwhile) wait for the real RTO.
+      this.ptoArmed = false;
+      if (this.inRecovery) this.armRetransmitTimer(true);
+      else this.sendProbe();
+      return;
+    }
     this.retries++;
     if (this.retries > MAX_RETRANSMITS) {
       this.opts.log.debug(`tcp ${this.localPort}->${this.remotePort}: giving up after ${MAX_RETRANSMITS} retransmits`);
@@ -57,6 +66,9 @@ export abstract class TcpTimers extends TcpSender {
     // same data timed out again: then the peer may have reneged, so forget it (RFC 2018 §8).
     stats.rtoExpirations++;
     if (this.retries > 1) this.sb.clear();
+    this.rack.clear();
+    this.rackLost.length = 0;
+    this.tlpOutstanding = false;
     this.rtt.onTimeout();
     this.cc.onTimeout(seqDiff(this.sndMax, this.sndUna), this.opts.clock.now());
     this.inRecovery = false;
@@ -155,5 +167,83 @@ export abstract class TcpTimers extends TcpSender {
   protected finishGracefully(): void {
     this.closePending = true;
     this.events |= EV_CLOSED;
+  }
+
+  /**
+   * Arm the retransmission timer while anything is outstanding (restart: even when armed), as a
+   * tail loss probe timeout (PTO = 2 SRTT, RFC 8985 §7.2) when a probe may go and that is sooner.
+   */
+  protected armRetransmitTimer(restart: boolean): void {
+    if (this.released || this.state === "TIME-WAIT") return;
+    if (!this.persisting && this.sndMax === this.sndUna) {
+      this.rtxTimer.clear();
+      this.ptoArmed = false;
+      return;
+    }
+    if (!restart && this.rtxTimer.deadline >= 0) return;
+    const rto = this.rtt.rto;
+    if (this.tlpAllowed()) {
+      let pto = Math.max(2 * this.rtt.srtt, TLP_MIN_PTO_MS);
+      // One segment in flight: the peer may be holding its ACK back (delayed ACK).
+      if (seqDiff(this.sndMax, this.sndUna) <= this.sendMss) pto += TLP_DELAYED_ACK_MS;
+      if (pto < rto) {
+        this.ptoArmed = true;
+        this.rtxTimer.set(pto);
+        return;
+      }
+    }
+    this.ptoArmed = false;
+    this.rtxTimer.set(rto);
+  }
+
+  protected tlpAllowed(): boolean {
+    const s = this.state;
+    return (
+      this.sackEnabled &&
+      !this.inRecovery &&
+      !this.persisting &&
+      !this.tlpOutstanding &&
+      this.rtt.srtt >= 0 &&
+      this.rtt.backoff === 0 &&
+      (s === "ESTABLISHED" || s === "CLOSE-WAIT" || s === "FIN-WAIT-1" || s === "CLOSING" || s === "LAST-ACK")
+    );
+  }
+
+  /**
+   * The PTO expired (RFC 8985 §7.3): send one probe, new data if the window allows, else the last
+   * segment again, so the peer's ACK (with SACK) reveals a lost tail without waiting for the RTO.
+   */
+  protected sendProbe(): void {
+    this.opts.stats.tlpProbes++;
+    this.tlpOutstanding = true;
+    const unsent = seqDiff(seqAdd(this.sndBufSeq, this.sendBuf.length), this.sndNxt);
+    const len = Math.min(unsent, this.sendMss);
+    if (len > 0 && this.sndNxt === this.sndMax && this.sndWnd - seqDiff(this.sndNxt, this.sndUna) >= len) {
+      const fin = this.finQueued && len === unsent;
+      this.sendData(this.sndNxt, len, fin);
+      this.sndNxt = seqAdd(this.sndNxt, len + (fin ? 1 : 0));
+    } else {
+      // The last full segment of data (the FIN, if sent, rides along).
+      const dataEnd = this.finQueued && seqGt(this.sndMax, this.finSeq) ? this.finSeq : this.sndMax;
+      let from = seqAdd(dataEnd, -this.sendMss);
+      if (seqLt(from, this.sndUna)) from = this.sndUna;
+      this.retransmitAt(from, this.sndMax);
+    }
+    this.armRetransmitTimer(true);
+  }
+
+  /** May a segment of `len` bytes leave now (pacer.spend() it once sent)? Else the pacing timer is armed. */
+  protected paceReady(len: number): boolean {
+    if (this.opts.pacing === false) return true;
+    const now = this.opts.clock.now();
+    const wait = this.pacer.check(len, now, this.cc.cwnd, this.cc.cwnd < this.cc.ssthresh, this.rtt.srtt, this.sendMss);
+    if (wait <= 0) return true;
+    if (this.paceTimer.deadline < 0) this.paceTimer.set(wait);
+    return false;
+  }
+
+  protected onPaceTimer(): void {
+    if (this.released) return;
+    this.trySend();
   }
 }

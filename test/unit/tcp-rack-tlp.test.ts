@@ -1,0 +1,93 @@
+import { describe, expect, test } from "bun:test";
+import { RackLog } from "../../src/netstack/tcp/rack.ts";
+import { SackScoreboard } from "../../src/netstack/tcp/sack.ts";
+import { TCP_SYN } from "../../src/wire/tcp.ts";
+import { type Captured, transfer } from "./tcp-harness.ts";
+
+/** Payload per segment: MSS 1420 minus the 12 bytes of timestamps. */
+const SEG = 1408;
+
+/** Drop the first `times` transmissions of A's data segments numbered in `which`. */
+function dropTx(which: number[], times: number) {
+  let iss = -1;
+  const seen = new Map<number, number>();
+  return (s: Captured) => {
+    if (s.flags & TCP_SYN) iss = s.seq;
+    if (s.payload.length === 0 || iss < 0) return false;
+    const idx = Math.round(((s.seq - iss - 1) >>> 0) / SEG);
+    const n = (seen.get(idx) ?? 0) + 1;
+    seen.set(idx, n);
+    return which.includes(idx) && n <= times;
+  };
+}
+
+function oneWay(drop: (s: Captured) => boolean, segments: number) {
+  const r = transfer({
+    sizeAtoB: segments * SEG,
+    sizeBtoA: 0,
+    seed: 5,
+    aToB: { delayMs: 10, drop },
+    bToA: { delayMs: 10 },
+  });
+  expect(r.intact).toBe(true);
+  expect([r.a.closed, r.b.closed]).toEqual([["closed"], ["closed"]]);
+  return { r, s: r.layerA.stats };
+}
+
+describe("RACK-TLP (RFC 8985)", () => {
+  test("a lost tail (2 of the last 3 segments): the probe reveals it, recovery without any RTO", () => {
+    const { r, s } = oneWay(dropTx([37, 38], 1), 40);
+    expect(s.tlpProbes).toBe(1);
+    expect(s.rtoExpirations).toBe(0);
+    expect(s.fastRecoveries).toBe(1);
+    // The probe (segment 39 with the FIN again), the two lost segments, and RFC 6675's rescue
+    // retransmission of the FIN (SACK blocks never cover a FIN).
+    expect(s.retransmits).toBe(4);
+    // Well under one RTO (SRTT 20 ms + 200 ms) after the tail left.
+    expect(r.doneAt).toBeLessThan(200);
+  });
+
+  test("a lost retransmission is sent again after about an RTT, not after the RTO", () => {
+    const { r, s } = oneWay(dropTx([10], 2), 60);
+    expect(s.rackLostRetransmits).toBe(1);
+    expect(s.rtoExpirations).toBe(0);
+    expect(s.retransmits).toBe(2);
+    expect(r.doneAt).toBeLessThan(200);
+  });
+
+  test("without RACK's help the same losses cost an RTO (the baseline the two above beat)", () => {
+    // Four transmissions of segment 10 lost: RACK resends after each RTT while SACKs keep coming,
+    // but once the window drains only the RTO is left.
+    const { s } = oneWay(dropTx([10], 4), 20);
+    expect(s.rtoExpirations).toBeGreaterThanOrEqual(1);
+  });
+
+  test("RackLog: delivered-later segments make earlier ones lost once RTT + reo_wnd has passed", () => {
+    const log = new RackLog();
+    const sb = new SackScoreboard();
+    for (let i = 0; i < 5; i++) log.onSend(1000 * i, 1000 * (i + 1), i, false);
+    // Segment 3 SACKed at t = 20 (sent at 3: RACK.rtt 17); 0-2 are older.
+    sb.add(3000, 4000, 0, 5000);
+    log.onAck(0, sb, true, 20, 10);
+    expect([log.xmitTs, log.endSeq, log.rtt]).toEqual([3, 4000, 17]);
+    const lost: number[] = [];
+    // reo_wnd 2: segment 0 (sent 0) is lost at 19, 1 at 20, 2 not until 21: 1 ms left.
+    const next = log.detectLoss(20, 2, false, (s) => lost.push(s));
+    expect(lost).toEqual([0, 1000]);
+    expect(next).toBe(1);
+    // Reported once; segment 4 (sent after the delivered one) is never a candidate.
+    lost.length = 0;
+    expect(log.detectLoss(30, 2, false, (s) => lost.push(s))).toBe(-1);
+    expect(lost).toEqual([2000]);
+    // A retransmission of segment 0 replaces the original; only retransmissions when asked.
+    log.onSend(0, 1000, 31, true);
+    sb.add(4000, 5000, 0, 5000);
+    log.onAck(0, sb, true, 60, 10);
+    lost.length = 0;
+    log.detectLoss(60, 2, true, (s) => lost.push(s));
+    expect(lost).toEqual([]);
+    // The cumulative ACK empties the log.
+    log.onAck(5000, sb, false, 70, 10);
+    expect(log.size).toBe(0);
+  });
+});
