@@ -12,7 +12,9 @@
 // and with --syscalls host TCP send syscalls per segment (perf stat).
 //
 //   bun bench/run.ts [--time S] [--runs N] [--streams N] [--only wgslirpy|reference] [--no-impair]
-//                    [--no-ipv6] [--only-rows a,b] [--syscalls] [--tcp-buffer-size N]
+//                    [--no-ipv6] [--only-rows a,b] [--syscalls] [--cpu-prof DIR] [--tcp-buffer-size N]
+// --cpu-prof DIR: the gateway runs under `bun --cpu-prof`; its profile lands in DIR when it stops
+// (summarize with `bun bench/profile.ts DIR/*.cpuprofile`).
 import { createWorld, GW_PORT, type World } from "../harness/fixture.ts";
 import { describeImpairment, type Relay, type RelayImpairment, startRelay } from "../harness/impair-world.ts";
 import { execCheck, interopSkipReason, killAll } from "../harness/netns.ts";
@@ -39,6 +41,7 @@ const seconds = Math.min(60, Math.max(1, Number(arg("time", "5"))));
 const streams = Math.min(8, Math.max(1, Number(arg("streams", "1"))));
 const runs = Math.min(9, Math.max(1, Number(arg("runs", "1"))));
 const withSyscalls = flag("syscalls");
+const cpuProfDir = arg("cpu-prof", "");
 const onlyRows = arg("only-rows", "")
   .split(",")
   .map((s) => s.trim().toLowerCase())
@@ -225,7 +228,10 @@ async function main(): Promise<number> {
       // --stats-listen only adds a loopback HTTP endpoint for the counters; the data path keeps defaults.
       const extraArgs = ["--stats-listen", `127.0.0.1:${STATS_PORT}`];
       if (tcpBuffer) extraArgs.push("--tcp-buffer-size", tcpBuffer);
-      const gw = await w.startGateway({ logLevel: "warn", extraArgs });
+      const command = cpuProfDir
+        ? [process.execPath, "--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`, "src/cli.ts"]
+        : undefined;
+      const gw = await w.startGateway({ logLevel: "warn", extraArgs, command });
       await w.startPeer();
       const ping = async () => {
         for (let i = 0; i < 5; i++) if ((await w.ping(ADDR.tunGw4, 2)) > 0) return true;
