@@ -112,7 +112,16 @@ export abstract class TcpSender extends TcpSegmentOutput {
       // With SACK, trySend() runs NextSeg against the updated pipe.
     } else {
       this.dupAcks = 0;
-      if (dataAcked > 0) this.cc.onAck(dataAcked, this.opts.clock.now(), this.rtt.srtt);
+      if (dataAcked > 0) {
+        let acked = dataAcked;
+        if (this.cc.cwnd < this.cc.ssthresh && !this.hystart.done) {
+          // HyStart++ (RFC 9406): rounds end at SND.NXT; CSS grows at a quarter of the rate.
+          this.hystart.onAck(ack, this.sndNxt);
+          if (this.hystart.done) this.cc.exitSlowStart();
+          else acked = dataAcked / this.hystart.growthDivisor;
+        }
+        this.cc.onAck(acked, this.opts.clock.now(), this.rtt.srtt);
+      }
     }
     if (this.autotune?.onCwnd(this.cc.cwnd, this.sendBuf) && this.writeBlocked) {
       this.writeBlocked = false;
@@ -144,6 +153,7 @@ export abstract class TcpSender extends TcpSegmentOutput {
     this.inRecovery = true;
     this.recover = this.sndMax;
     this.opts.stats.fastRecoveries++;
+    this.hystart.stop();
     this.cc.onEnterRecovery(seqDiff(this.sndMax, this.sndUna), this.opts.clock.now(), this.sackEnabled);
     // A pending tail loss probe timeout becomes the RTO (no probes during recovery).
     if (this.ptoArmed) this.armRetransmitTimer(true);

@@ -12,6 +12,7 @@ import type { IpAddr, IpOutput } from "../types.ts";
 import type { TcpCloseReason, TcpState } from "./api.ts";
 import { BufferAutotune } from "./autotune.ts";
 import { Cubic } from "./congestion/cubic.ts";
+import { HyStart } from "./congestion/hystart.ts";
 import type { CongestionControl, CongestionControlFactory } from "./congestion/types.ts";
 import {
   DEFAULT_FIN_WAIT_2_TIMEOUT_MS,
@@ -186,6 +187,8 @@ export abstract class TcpControlBlock {
   /** Growing buffers, or null for a fixed --tcp-buffer-size. */
   protected readonly autotune: BufferAutotune | null;
   protected readonly rtt = new RttEstimator();
+  /** HyStart++ (RFC 9406) for slow start. */
+  protected readonly hystart = new HyStart();
   protected readonly cc: CongestionControl;
   protected readonly rtxTimer: Timer;
   /** Pacing: data waits for the bucket (pacing.ts); this timer resumes sending. */
@@ -285,6 +288,7 @@ export abstract class TcpControlBlock {
     if (!(ms >= 0 && ms < 0x7fffffff)) return;
     this.rtt.sample(ms);
     if (ms < this.minRtt) this.minRtt = ms;
+    if (this.cc.cwnd < this.cc.ssthresh) this.hystart.onRttSample(ms);
   }
 
   protected tsNow(): number {

@@ -71,6 +71,7 @@ export abstract class TcpTimers extends TcpSender {
     this.tlpOutstanding = false;
     this.rtt.onTimeout();
     this.cc.onTimeout(seqDiff(this.sndMax, this.sndUna), this.opts.clock.now());
+    this.hystart.stop();
     this.inRecovery = false;
     this.dupAcks = 0;
     this.recover = this.sndMax;

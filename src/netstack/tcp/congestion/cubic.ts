@@ -2,8 +2,8 @@
  * CUBIC congestion control (RFC 9438). Windows are in bytes outside, in segments inside the cubic
  * arithmetic (the RFC's unit), time in seconds.
  *
- * - Slow start as NewReno (RFC 5681 with ABC, RFC 3465, L = SLOW_START_ACK_LIMIT). HyStart is not
- *   implemented.
+ * - Slow start as NewReno (RFC 5681 with ABC, RFC 3465, L = SLOW_START_ACK_LIMIT); the connection
+ *   runs HyStart++ (hystart.ts) on top, which may end slow start early (exitSlowStart).
  * - Congestion avoidance (§4.2): W_cubic(t) = C (t - K)^3 + W_max with
  *   K = cbrt((W_max - cwnd_epoch) / C); each ACK moves cwnd toward target = W_cubic(t + RTT),
  *   clamped to [cwnd, 1.5 cwnd], by (target - cwnd) / cwnd per acknowledged segment.
@@ -50,6 +50,10 @@ export class Cubic implements CongestionControl {
 
   constructor(private mss: number) {
     this.w = this.cwnd = initialWindow(mss);
+  }
+
+  exitSlowStart(): void {
+    if (this.w < this.ssthresh) this.ssthresh = this.cwnd;
   }
 
   setMss(mss: number): void {

@@ -28,6 +28,10 @@ export class NewReno implements CongestionControl {
     this.cwnd = initialWindow(mss);
   }
 
+  exitSlowStart(): void {
+    if (this.cwnd < this.ssthresh) this.ssthresh = this.cwnd;
+  }
+
   setMss(mss: number): void {
     if (this.cwnd === initialWindow(this.mss)) this.cwnd = initialWindow(mss);
     this.mss = mss;

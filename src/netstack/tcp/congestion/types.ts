@@ -29,6 +29,8 @@ export interface CongestionControl {
   onTimeout(flightSize: number, now: number): void;
   /** The sender MSS changed (known after the handshake). */
   setMss(mss: number): void;
+  /** HyStart++ ended slow start without a loss: ssthresh = cwnd (RFC 9406 §4.2). */
+  exitSlowStart(): void;
 }
 
 export type CongestionControlFactory = (mss: number) => CongestionControl;
