@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { TCP_ACK, TCP_FIN, TCP_PSH } from "../../src/wire/tcp.ts";
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from "../../src/wire/tcp.ts";
 import {
   buildSegment,
   bytes,
@@ -110,5 +110,40 @@ describe("TCP receive path: one ACK and one readable event per flow per turn", (
     conn.consume(2048);
     const upd = h.out.one();
     expect([upd.ack, upd.window]).toEqual([D + 8192, 2048]);
+  });
+});
+
+describe("TCP demux fast path (last flow first)", () => {
+  test("interleaved flows each get their own segments; a reused 4-tuple reaches the new connection", () => {
+    const h = harness();
+    const open = (port: number) => {
+      h.peer({ seq: PEER_ISS, flags: TCP_SYN, window: 65535, mss: 1460, srcPort: port });
+      const { conn } = h.connects[h.connects.length - 1]!;
+      conn.accept();
+      const iss = h.out.one().seq;
+      h.peer({ seq: PEER_ISS + 1, ack: iss + 1, flags: TCP_ACK, srcPort: port });
+      return { conn, iss };
+    };
+    const a = open(40001);
+    const b = open(40002);
+    for (let i = 0; i < 6; i++) {
+      const f = i % 2 === 0 ? a : b;
+      h.peer({
+        seq: D + 100 * (i >> 1),
+        ack: f.iss + 1,
+        flags: TCP_ACK,
+        payload: bytes(100, i),
+        srcPort: 40001 + (i % 2),
+      });
+    }
+    expect([a.conn.receiveBuffered, b.conn.receiveBuffered]).toEqual([300, 300]);
+    // a is reset by the peer and gone; a new connection on the same 4-tuple gets the next segments.
+    h.peer({ seq: D + 300, flags: TCP_RST, srcPort: 40001 });
+    expect(a.conn.state).toBe("CLOSED");
+    h.out.take();
+    const a2 = open(40001);
+    expect(a2.conn).not.toBe(a.conn);
+    h.peer({ seq: D, ack: a2.iss + 1, flags: TCP_ACK, payload: bytes(50), srcPort: 40001 });
+    expect([a2.conn.receiveBuffered, a.conn.receiveBuffered]).toEqual([50, 300]);
   });
 });

@@ -84,6 +84,12 @@ export function flowKey(remote: IpAddr, remotePort: number, local: IpAddr, local
   return k + String.fromCharCode(localPort);
 }
 
+function sameAddr(a: IpAddr, b: IpAddr): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = a.length - 1; i >= 0; i--) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export class TcpLayer {
   readonly stats = new TcpStats();
   private readonly table = new Map<string, TcpConnection>();
@@ -94,6 +100,8 @@ export class TcpLayer {
   private readonly ccFactory: CongestionControlFactory;
   /** Connections with end-of-turn work (each at most once per turn: bounded by the table). */
   private turnWork: TcpConnection[] = [];
+  /** The flow of the last segment (in the table): the demux fast path. */
+  private lastFlow: TcpConnection | null = null;
   private turnScheduled = false;
   private readonly runTurnBound = () => this.runTurn();
   private readonly queueTurnBound = (c: TcpControlBlock) => {
@@ -180,9 +188,22 @@ export class TcpLayer {
     seg.payloadOffset = view.headerLength;
     seg.payloadLength = segment.length - seg.payloadOffset;
 
+    // A bulk flow's segments come in runs: the last flow is checked before building a key.
+    const last = this.lastFlow;
+    if (
+      last !== null &&
+      last.remotePort === seg.srcPort &&
+      last.localPort === seg.dstPort &&
+      sameAddr(last.remote, src) &&
+      sameAddr(last.local, dst)
+    ) {
+      last.handleSegment(seg);
+      return;
+    }
     const key = flowKey(src, seg.srcPort, dst, seg.dstPort);
     const conn = this.table.get(key);
     if (conn) {
+      this.lastFlow = conn;
       conn.handleSegment(seg);
       return;
     }
@@ -234,6 +255,7 @@ export class TcpLayer {
   close(): void {
     for (const conn of [...this.table.values()]) conn.abort();
     this.table.clear();
+    this.lastFlow = null;
   }
 
   private openPassive(key: string, src: IpAddr, dst: IpAddr, seg: TcpSegmentIn): void {
@@ -273,6 +295,7 @@ export class TcpLayer {
       queueTurn: this.queueTurnBound,
       onGone: (c) => {
         if (this.table.get(key) === c) this.table.delete(key);
+        if (this.lastFlow === c) this.lastFlow = null;
       },
     };
   }
