@@ -13,11 +13,15 @@
 //
 //   bun bench/run.ts [--time S] [--runs N] [--streams N] [--only wgslirpy|reference] [--no-impair]
 //                    [--no-ipv6] [--only-rows a,b] [--syscalls] [--cpu-prof DIR] [--tcp-buffer-size N]
+// After the iperf rows, on the direct path: new TCP connections per second (--conns N fresh HTTP
+// connections in a row, default 500; 0 skips) and fairness (--fairness-flows F concurrent echo flows
+// for --fairness-seconds S, default 200 for 180 s; 0 skips): the slowest flow's bytes over the median's.
 // --cpu-prof DIR: the gateway runs under `bun --cpu-prof`; its profile lands in DIR when it stops
 // (summarize with `bun bench/profile.ts DIR/*.cpuprofile`).
+import { resolve } from "node:path";
 import { createWorld, GW_PORT, type World } from "../harness/fixture.ts";
 import { describeImpairment, type Relay, type RelayImpairment, startRelay } from "../harness/impair-world.ts";
-import { execCheck, interopSkipReason, killAll } from "../harness/netns.ts";
+import { exec, execCheck, interopSkipReason, killAll, spawnBg } from "../harness/netns.ts";
 import { type ReferencePair, startReferencePair } from "../harness/reference.ts";
 import { PORTS } from "../harness/servers.ts";
 import { ADDR } from "../harness/topology.ts";
@@ -42,6 +46,11 @@ const streams = Math.min(8, Math.max(1, Number(arg("streams", "1"))));
 const runs = Math.min(9, Math.max(1, Number(arg("runs", "1"))));
 const withSyscalls = flag("syscalls");
 const cpuProfDir = arg("cpu-prof", "");
+const connsN = Math.min(5000, Math.max(0, Number(arg("conns", "500"))));
+const fairFlows = Math.min(1000, Math.max(1, Number(arg("fairness-flows", "200"))));
+const fairSeconds = Math.min(600, Math.max(0, Number(arg("fairness-seconds", "180"))));
+const FLOWS_PY = resolve(import.meta.dir, "py/flows.py");
+const ECHO_PORT = 9100;
 const onlyRows = arg("only-rows", "")
   .split(",")
   .map((s) => s.trim().toLowerCase())
@@ -89,6 +98,68 @@ interface Cell {
   upload: Measured;
 }
 const results = new Map<string, Partial<Record<PathName, Cell>>>();
+interface ConnsResult {
+  ok: number;
+  errors: number;
+  perSecond: number;
+}
+interface FairnessResult {
+  minBytes: number;
+  medianBytes: number;
+  minOverMedian: number;
+  totalMbps: number;
+  error?: string;
+}
+const extra: Partial<Record<PathName, { conns?: ConnsResult; fairness?: FairnessResult; cpuS?: number }>> = {};
+
+async function runJson<T>(ns: string, argv: string[], timeoutMs: number): Promise<T | undefined> {
+  const r = await exec(ns, argv, { timeoutMs });
+  try {
+    return JSON.parse(r.stdout.trim().split("\n").pop() ?? "") as T;
+  } catch {
+    process.stderr.write(`  ${argv.slice(1, 3).join(" ")} failed: ${(r.stdout + r.stderr).slice(-300)}\n`);
+    return undefined;
+  }
+}
+
+/** Connections per second and fairness on the direct path of `path`. */
+async function measureFlows(path: PathName, w: World, probe: Probe): Promise<void> {
+  const e: NonNullable<(typeof extra)[PathName]> = {};
+  extra[path] = e;
+  if (connsN > 0) {
+    process.stderr.write(`${path}: ${connsN} connections in a row...\n`);
+    e.conns = await runJson<ConnsResult>(
+      w.t.peer,
+      ["python3", FLOWS_PY, "conns", ADDR.inet4, String(PORTS.http), String(connsN)],
+      connsN * 1000 + 30_000,
+    );
+  }
+  if (fairSeconds > 0) {
+    process.stderr.write(`${path}: fairness, ${fairFlows} echo flows for ${fairSeconds} s...\n`);
+    const server = spawnBg(w.t.inet, "echo-server", ["python3", FLOWS_PY, "echo-server", String(ECHO_PORT)]);
+    try {
+      await server.waitFor(/listening/, 10_000);
+      const t0 = await cpuSeconds(probe.pid);
+      e.fairness = await runJson<FairnessResult>(
+        w.t.peer,
+        [
+          "python3",
+          FLOWS_PY,
+          "fairness",
+          ADDR.inet4,
+          String(ECHO_PORT),
+          String(fairFlows),
+          String(fairSeconds),
+          "65536",
+        ],
+        (fairSeconds + 60) * 1000,
+      );
+      e.cpuS = (await cpuSeconds(probe.pid)) - t0;
+    } finally {
+      await server.stop(2000);
+    }
+  }
+}
 
 /** Point the running wireguard-go peer at `endpoint` (the gateway roams on the next datagram). */
 async function setEndpoint(peer: WireGuardGo, endpoint: string): Promise<void> {
@@ -190,6 +261,7 @@ async function measurePath(
     }
   }
   if (peer.config.endpoint !== direct) await setEndpoint(peer, direct);
+  if (connsN > 0 || fairSeconds > 0) await measureFlows(path, w, probe);
 }
 
 const fmt = (r: IperfResult | undefined) =>
@@ -289,6 +361,28 @@ async function main(): Promise<number> {
         `${`${s.name} ${dir === "download" ? "down" : "up"}`.padEnd(28)}${cells.map((x) => x.padStart(14)).join("")}`,
       );
     }
+  }
+  const a = extra.wgslirpy;
+  const b = extra.reference;
+  if (connsN > 0) {
+    const c = (x: ConnsResult | undefined) =>
+      x ? `${x.perSecond.toFixed(0)}/s${x.errors ? ` (${x.errors} failed)` : ""}` : "-";
+    const r =
+      a?.conns && b?.conns && b.conns.perSecond > 0 ? `${(a.conns.perSecond / b.conns.perSecond).toFixed(2)}x` : "-";
+    console.log(
+      `new TCP connections (${connsN} HTTP GETs in a row): wgslirpy ${c(a?.conns)}, ref ${c(b?.conns)}, ratio ${r}`,
+    );
+  }
+  if (fairSeconds > 0) {
+    const f = (x: FairnessResult | undefined) =>
+      !x
+        ? "-"
+        : x.error
+          ? `err: ${x.error}`
+          : `slowest/median ${x.minOverMedian.toFixed(2)} (min ${(x.minBytes / 1e6).toFixed(1)} MB, median ${(x.medianBytes / 1e6).toFixed(1)} MB, total ${x.totalMbps.toFixed(0)} Mbit/s)`;
+    console.log(
+      `fairness (${fairFlows} echo flows, ${fairSeconds} s): wgslirpy ${f(a?.fairness)}; ref ${f(b?.fairness)}`,
+    );
   }
   if (withImpair)
     console.log(
