@@ -7,9 +7,10 @@
  * default, NewReno).
  *
  * The segment parsing and the demux live in layer.ts; buffers, RTT and congestion control in
- * their own files. No Nagle: data goes out as soon as window and congestion window allow.
- * Every segment that carries or completes data is acknowledged at once (no delayed ACK): the peer
- * is one tunnel hop away, and immediate ACKs keep its RTT estimate and fast recovery crisp.
+ * their own files. No Nagle: data goes out as soon as window, congestion window and pacing allow.
+ * In-order data is acknowledged once per event-loop turn (Clock.afterTurn), with the window update
+ * folded in, and the app hears of it once per turn; anything else (out of order, hole filled,
+ * duplicate, FIN, window re-opening from zero) is acknowledged at once.
  *
  * This file holds the application API; the class stacks one concern per file: tcb.ts (state) ←
  * output.ts (segment emission) ← sender.ts (ACKs in, data out, recovery) ← timers.ts ← input.ts.
