@@ -42,6 +42,9 @@ export class CookieChecker {
   private readonly cookieKey: Uint8Array;
   private readonly secret = new Uint8Array(32);
   private secretSetAt = Number.NEGATIVE_INFINITY;
+  /** The last source and its cookie under the current secret: a flood usually has one source. */
+  private lastSource: Uint8Array | undefined;
+  private lastCookie: Uint8Array | undefined;
 
   constructor(
     localPublicKey: Uint8Array,
@@ -60,7 +63,7 @@ export class CookieChecker {
   /** MAC2 is valid only with a cookie made from the current (unexpired) secret for `source`. */
   checkMac2(msg: Uint8Array, source: Uint8Array): boolean {
     if (this.clock.now() - this.secretSetAt > COOKIE_REFRESH_TIME) return false;
-    const cookie = mac(this.secret, source);
+    const cookie = this.cookieFor(source);
     const off = mac2Offset(msg);
     return equalBytes(mac(cookie, msg.subarray(0, off)), msg.subarray(off, off + MAC_SIZE));
   }
@@ -71,12 +74,21 @@ export class CookieChecker {
     if (now - this.secretSetAt > COOKIE_REFRESH_TIME) {
       this.random.fill(this.secret);
       this.secretSetAt = now;
+      this.lastSource = undefined;
     }
-    const cookie = mac(this.secret, source);
+    const cookie = this.cookieFor(source);
     const nonce = this.random.fill(new Uint8Array(24));
     const off = mac1Offset(msg);
     const encryptedCookie = xSeal(this.cookieKey, nonce, cookie, msg.subarray(off, off + MAC_SIZE));
     return serializeCookieReply({ receiver, nonce, encryptedCookie });
+  }
+
+  private cookieFor(source: Uint8Array): Uint8Array {
+    if (this.lastSource && this.lastCookie && equalBytes(this.lastSource, source)) return this.lastCookie;
+    const cookie = mac(this.secret, source);
+    this.lastSource = Uint8Array.from(source);
+    this.lastCookie = cookie;
+    return cookie;
   }
 }
 

@@ -3,8 +3,8 @@ import { ipv4, makePair, typeOf } from "../../fixtures/wireguard/fixtures.ts";
 import { VirtualClock } from "../../src/util/clock.ts";
 import type { Endpoint } from "../../src/util/endpoint.ts";
 import { SeededRandom } from "../../src/util/random.ts";
-import { REKEY_TIMEOUT } from "../../src/wireguard/constants.ts";
-import { CookieChecker, CookieGenerator } from "../../src/wireguard/cookie.ts";
+import { COOKIE_REFRESH_TIME, REKEY_TIMEOUT } from "../../src/wireguard/constants.ts";
+import { CookieChecker, CookieGenerator, cookieSource } from "../../src/wireguard/cookie.ts";
 import {
   HandshakeQueue,
   type HandshakeQueueOptions,
@@ -99,6 +99,47 @@ function rig(opts: HandshakeQueueOptions = {}) {
   };
   return { clock, q, gen, processed, rejected, cookies, message };
 }
+
+describe("cookie checker: the last source's cookie is remembered, never across sources or secrets", () => {
+  test("MAC2 checks per source, and a rotated secret invalidates the old cookie", () => {
+    const clock = new VirtualClock(0);
+    const random = new SeededRandom(11);
+    const pub = publicKeyOf(generatePrivateKey(random));
+    const checker = new CookieChecker(pub, clock, random);
+    const genA = new CookieGenerator(pub, clock);
+    const genB = new CookieGenerator(pub, clock);
+    const a = cookieSource({ address: "10.0.0.1", port: 1 });
+    const b = cookieSource({ address: "10.0.0.2", port: 1 });
+    const msg = (gen: CookieGenerator) => {
+      const m = random.fill(new Uint8Array(148));
+      m.set([1, 0, 0, 0]);
+      gen.addMacs(m);
+      return m;
+    };
+    const take = (gen: CookieGenerator, source: Uint8Array) => {
+      const reply = parseCookieReply(checker.createReply(msg(gen), 1, source));
+      if (typeof reply === "string") throw new Error(reply);
+      expect(gen.consumeReply(reply)).toBe(true);
+    };
+    take(genB, b); // the secret is made now (t = 0)
+    clock.advance(100_000);
+    take(genA, a); // A's cookie, from that secret, is fresh until t = 220 s on A's side
+    // Alternating sources: each message is checked against its own source's cookie.
+    for (let i = 0; i < 3; i++) {
+      expect(checker.checkMac2(msg(genA), a)).toBe(true);
+      expect(checker.checkMac2(msg(genA), b)).toBe(false);
+      expect(checker.checkMac2(msg(genB), b)).toBe(true);
+      expect(checker.checkMac2(msg(genB), a)).toBe(false);
+    }
+    // At t = 121 s the secret is too old; the next reply makes a new one. A still holds a cookie it
+    // thinks fresh, made from the old secret: the remembered cookie for A must not accept it.
+    clock.advance(21_000);
+    checker.createReply(msg(genB), 1, a); // a reply to A's address, under the new secret
+    expect(checker.checkMac2(msg(genA), a)).toBe(false);
+    take(genA, a);
+    expect(checker.checkMac2(msg(genA), a)).toBe(true);
+  });
+});
 
 describe("handshake queue", () => {
   test("per-turn budget: the first messages run at once, the rest one budget per turn, in order", () => {
