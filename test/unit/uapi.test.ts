@@ -235,3 +235,68 @@ describe("UAPI unix socket server", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 });
+
+describe("status: the protocol's example get answer, rendered", () => {
+  // The "get" example of wireguard.com/xplatform (keys reordered within a peer, as servers may).
+  const EXAMPLE_GET = `private_key=e84b5a6d2717c1003a13b431570353dbaca9146cf150c5f8575680feba52027a
+listen_port=12912
+public_key=b85996fecc9c7f1fc6d2572a76eda11d59bcd20be8e543b15ce4bd85a8e75a33
+preshared_key=188515093e952f5f22e865cef3012e72f8b5f0b598ac0309d5dacce3b70fcf52
+allowed_ip=192.168.4.4/32
+endpoint=[abcd:23::33%2]:51820
+public_key=58402e695ba1772b1cc9309755f043251ea77fdcf10fbe63989ceb7e19321376
+tx_bytes=38333
+rx_bytes=2224
+allowed_ip=192.168.4.6/32
+persistent_keepalive_interval=111
+endpoint=182.122.22.19:3233
+public_key=662e14fd594556f522604703340351258903b64f35553763f19426ab2a515c58
+endpoint=5.152.198.39:51820
+allowed_ip=192.168.4.10/32
+allowed_ip=192.168.4.11/32
+tx_bytes=1212111
+rx_bytes=1929999999
+protocol_version=1
+errno=0
+
+`;
+  test("every peer with its endpoint, allowed ips, handshake and transfer", async () => {
+    const { renderStatus } = await import("../../src/cli/status.ts");
+    const b64 = (hex: string) => Buffer.from(hex, "hex").toString("base64");
+    const names = new Map([[b64("58402e695ba1772b1cc9309755f043251ea77fdcf10fbe63989ceb7e19321376"), "phone"]]);
+    const text = renderStatus(EXAMPLE_GET, "/run/x.sock", names, 1_700_000_000);
+    const pub = Buffer.from(
+      publicKeyOf(
+        new Uint8Array(Buffer.from("e84b5a6d2717c1003a13b431570353dbaca9146cf150c5f8575680feba52027a", "hex")),
+      ),
+    ).toString("base64");
+    expect(text).toBe(
+      [
+        "interface: /run/x.sock",
+        `  public key: ${pub}`,
+        "  listening port: 12912",
+        "  peers: 3 (0 with a handshake in the last 3 minutes)",
+        "",
+        `peer: ${b64("b85996fecc9c7f1fc6d2572a76eda11d59bcd20be8e543b15ce4bd85a8e75a33")}`,
+        "  endpoint: [abcd:23::33%2]:51820",
+        "  allowed ips: 192.168.4.4/32",
+        "  latest handshake: never",
+        "  transfer: 0 B received, 0 B sent",
+        "",
+        `peer: ${b64("58402e695ba1772b1cc9309755f043251ea77fdcf10fbe63989ceb7e19321376")} (phone)`,
+        "  endpoint: 182.122.22.19:3233",
+        "  allowed ips: 192.168.4.6/32",
+        "  latest handshake: never",
+        "  transfer: 2.17 KiB received, 37.43 KiB sent",
+        "  persistent keepalive: every 111 s",
+        "",
+        `peer: ${b64("662e14fd594556f522604703340351258903b64f35553763f19426ab2a515c58")}`,
+        "  endpoint: 5.152.198.39:51820",
+        "  allowed ips: 192.168.4.10/32, 192.168.4.11/32",
+        "  latest handshake: never",
+        "  transfer: 1.80 GiB received, 1.16 MiB sent",
+        "",
+      ].join("\n"),
+    );
+  });
+});
