@@ -99,10 +99,13 @@ describe("X25519 backends", () => {
       for (let i = 0; i < n; i++) b.sharedSecret(a, pub);
       return (performance.now() - t) / n;
     };
-    time(fast, 50);
-    time(nobleX25519, 20);
-    const f = time(fast, 400);
-    const s = time(nobleX25519, 100);
+    // Best of 5 rounds each: a busy machine can only make a round slower.
+    let f = Number.POSITIVE_INFINITY;
+    let s = Number.POSITIVE_INFINITY;
+    for (let round = 0; round < 5; round++) {
+      f = Math.min(f, time(fast, 100));
+      s = Math.min(s, time(nobleX25519, 20));
+    }
     expect(f * 3).toBeLessThan(s);
   });
 });
