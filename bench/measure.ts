@@ -21,6 +21,24 @@ export interface GatewayCounters {
   segmentsIn: number;
   segmentsOut: number;
   timersScheduled: number;
+  retransmits: number;
+  rtoExpirations: number;
+  fastRecoveries: number;
+  tlpProbes: number;
+}
+
+/** b - a, field by field. */
+export function counterDelta(a: GatewayCounters, b: GatewayCounters): GatewayCounters {
+  const out = { ...b };
+  for (const k of Object.keys(out) as (keyof GatewayCounters)[]) out[k] = b[k] - a[k];
+  return out;
+}
+
+/** a + b, field by field. */
+export function counterSum(a: GatewayCounters, b: GatewayCounters): GatewayCounters {
+  const out = { ...b };
+  for (const k of Object.keys(out) as (keyof GatewayCounters)[]) out[k] = a[k] + b[k];
+  return out;
 }
 
 /** The gateway's TCP segment and OS-timer counters from `--stats-listen` (inside `ns`). */
@@ -34,6 +52,10 @@ export async function gatewayCounters(ns: string, statsPort: number): Promise<Ga
       segmentsIn: Number(j.tcp?.segmentsIn ?? Number.NaN),
       segmentsOut: Number(j.tcp?.segmentsOut ?? Number.NaN),
       timersScheduled: Number(j.osTimers?.scheduled ?? Number.NaN),
+      retransmits: Number(j.tcp?.retransmits ?? Number.NaN),
+      rtoExpirations: Number(j.tcp?.rtoExpirations ?? Number.NaN),
+      fastRecoveries: Number(j.tcp?.fastRecoveries ?? Number.NaN),
+      tlpProbes: Number(j.tcp?.tlpProbes ?? Number.NaN),
     };
   } catch {
     return null;

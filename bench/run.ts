@@ -27,7 +27,15 @@ import { PORTS } from "../harness/servers.ts";
 import { ADDR } from "../harness/topology.ts";
 import type { WireGuardGo } from "../harness/wireguard-go.ts";
 import { type IperfResult, iperf } from "./iperf.ts";
-import { countSyscalls, cpuSeconds, type GatewayCounters, gatewayCounters, type SyscallCounts } from "./measure.ts";
+import {
+  counterDelta,
+  counterSum,
+  countSyscalls,
+  cpuSeconds,
+  type GatewayCounters,
+  gatewayCounters,
+  type SyscallCounts,
+} from "./measure.ts";
 
 const PREFIX = "wgsibench-";
 const IFP = "wgsibench";
@@ -180,12 +188,7 @@ interface Probe {
 }
 
 function diffCounters(a: GatewayCounters | null, b: GatewayCounters | null): GatewayCounters | null {
-  if (!a || !b) return null;
-  return {
-    segmentsIn: b.segmentsIn - a.segmentsIn,
-    segmentsOut: b.segmentsOut - a.segmentsOut,
-    timersScheduled: b.timersScheduled - a.timersScheduled,
-  };
+  return a && b ? counterDelta(a, b) : null;
 }
 
 function addSyscalls(a: SyscallCounts | null, b: SyscallCounts | null): SyscallCounts | null {
@@ -211,14 +214,13 @@ async function measureDirection(ns: string, host: string, reverse: boolean, prob
     syscalls = addSyscalls(syscalls, (await sc?.stop()) ?? null);
     const c1 = probe.statsNs ? await gatewayCounters(probe.statsNs, STATS_PORT) : null;
     const d = diffCounters(c0, c1);
-    if (d)
-      counters = counters
-        ? {
-            segmentsIn: counters.segmentsIn + d.segmentsIn,
-            segmentsOut: counters.segmentsOut + d.segmentsOut,
-            timersScheduled: counters.timersScheduled + d.timersScheduled,
-          }
-        : d;
+    if (d) {
+      counters = counters ? counterSum(counters, d) : d;
+      process.stderr.write(
+        `  ${r.mbps.toFixed(1)} Mbit/s; gateway TCP: ${d.segmentsIn} in, ${d.segmentsOut} out, ${d.retransmits} retransmits, ` +
+          `${d.fastRecoveries} recoveries, ${d.rtoExpirations} RTOs, ${d.tlpProbes} loss probes\n`,
+      );
+    }
     results.push(r);
     bytes += r.bytes;
     cpuS += t1 - t0;

@@ -1,17 +1,24 @@
 import { describe, expect, test } from "bun:test";
-import { PACING_FACTOR, PACING_QUANTUM_MS, PACING_SLOW_START_FACTOR, Pacer } from "../../src/netstack/tcp/pacing.ts";
+import {
+  PACING_BURST_MS,
+  PACING_FACTOR,
+  PACING_QUANTUM_MS,
+  PACING_SLOW_START_FACTOR,
+  Pacer,
+} from "../../src/netstack/tcp/pacing.ts";
 import { TCP_ACK, TCP_SYN } from "../../src/wire/tcp.ts";
 import { bytes, harness, PEER_ISS, transfer } from "./tcp-harness.ts";
 
 const MSS = 1000;
 
 describe("Pacer (token bucket on the injected clock)", () => {
-  test("rate = 2 x cwnd / SRTT in slow start, 1.2 x after; bursts bounded by a quantum of rate", () => {
+  test("rate = 2 x cwnd / SRTT in slow start, 1.2 x after; bursts bounded by PACING_BURST_MS of rate", () => {
     const p = new Pacer();
-    // cwnd 100 segments, SRTT 100 ms: 2000 B/ms in slow start. A full bucket holds max(2000, 4 MSS).
-    expect(p.check(4 * MSS, 1000, 100 * MSS, true, 100, MSS)).toBe(0);
+    // cwnd 100 segments, SRTT 100 ms: 2000 B/ms in slow start. A full bucket holds 4 ms: 8000 bytes.
+    expect(PACING_BURST_MS).toBe(4);
+    expect(p.check(8 * MSS, 1000, 100 * MSS, true, 100, MSS)).toBe(0);
     expect(p.rate).toBe((PACING_SLOW_START_FACTOR * 100 * MSS) / 100);
-    p.spend(4 * MSS);
+    p.spend(8 * MSS);
     // Empty now: the next segment waits, but never less than one quantum.
     expect(p.check(MSS, 1000, 100 * MSS, true, 100, MSS)).toBe(PACING_QUANTUM_MS);
     // 1 ms later 2000 bytes are back: two segments, not three.
@@ -20,7 +27,7 @@ describe("Pacer (token bucket on the injected clock)", () => {
     expect(p.check(MSS, 1001, 100 * MSS, true, 100, MSS)).toBe(0);
     p.spend(MSS);
     expect(p.check(MSS, 1001, 100 * MSS, true, 100, MSS)).toBeGreaterThan(0);
-    // Congestion avoidance: 1.2 x cwnd / SRTT; an idle second does not buy a bigger burst.
+    // Congestion avoidance: 1.2 x cwnd / SRTT; an idle second does not buy a bigger burst (4.8 KB).
     expect(p.check(MSS, 2001, 100 * MSS, false, 100, MSS)).toBe(0);
     expect(p.rate).toBe((PACING_FACTOR * 100 * MSS) / 100);
     p.spend(4 * MSS);
@@ -55,7 +62,7 @@ describe("Pacer (token bucket on the injected clock)", () => {
 });
 
 describe("pacing between two layers", () => {
-  test("100 ms RTT, 100 Mbit/s, batched ACKs: no clumps (a quantum of rate per ms), and sooner done", () => {
+  test("100 ms RTT, 100 Mbit/s, batched ACKs: smaller clumps, and sooner done", () => {
     const run = (pacing: boolean) => {
       const perMs = new Map<number, number>();
       const r = transfer({
@@ -86,9 +93,10 @@ describe("pacing between two layers", () => {
       `4 MiB, 100 ms RTT, 100 Mbit/s: most data segments in one ms unpaced ${unpaced.maxPerMs}, paced ${paced.maxPerMs}; ` +
         `done at ${unpaced.r.doneAt.toFixed(0)} / ${paced.r.doneAt.toFixed(0)} ms`,
     );
-    // Unpaced, each stretch ACK releases ~10 ms of data at once; paced, about a quantum of rate.
+    // Unpaced, each stretch ACK releases ~10 ms of data at once; paced, at most PACING_BURST_MS of
+    // rate at a time.
     expect(unpaced.maxPerMs).toBeGreaterThan(60);
-    expect(paced.maxPerMs).toBeLessThan(30);
+    expect(paced.maxPerMs).toBeLessThan(unpaced.maxPerMs / 2);
     expect(paced.r.doneAt).toBeLessThan(unpaced.r.doneAt);
   });
 });
