@@ -84,7 +84,7 @@ export class NoiseHandshake {
   private lastInitiationConsumedAt = Number.NEGATIVE_INFINITY;
   private readonly localPublic: Uint8Array;
   private readonly staticStatic: Uint8Array;
-  private readonly psk: Uint8Array;
+  private psk: Uint8Array;
 
   constructor(
     private readonly localPrivate: Uint8Array,
@@ -100,6 +100,13 @@ export class NoiseHandshake {
     const ss = dh(localPrivate, peerPublic);
     if (!ss) throw new RangeError("peer public key is invalid (low-order point)");
     this.staticStatic = ss;
+    this.psk = presharedKey ? Uint8Array.from(presharedKey) : new Uint8Array(KEY_SIZE);
+  }
+
+  /** Use this preshared key (all zeros when undefined) from the next handshake message on. */
+  setPresharedKey(presharedKey: Uint8Array | undefined): void {
+    if (presharedKey && presharedKey.length !== KEY_SIZE) throw new RangeError("preshared key is 32 bytes");
+    this.psk.fill(0);
     this.psk = presharedKey ? Uint8Array.from(presharedKey) : new Uint8Array(KEY_SIZE);
   }
 

@@ -115,12 +115,16 @@ export abstract class PeerSession {
   }
 
   /** Change the preshared key: the next handshake uses it (sessions in flight are dropped). */
+  /**
+   * Change the preshared key for the next handshake; the current session keeps running (as in
+   * wireguard-go, so `wg syncconf` re-sending an unchanged key disturbs nothing).
+   */
   setPresharedKey(psk: Uint8Array | undefined): void {
     this.presharedKeyBytes = psk ? Uint8Array.from(psk) : undefined;
-    this.rekeyStatic();
+    this.handshake.setPresharedKey(this.presharedKeyBytes);
   }
 
-  /** The device's private key (or this peer's PSK) changed: start over with no session. */
+  /** The device's private key changed: start over with no session. */
   rekeyStatic(): void {
     this.handshake.clear();
     this.keypairs.clear();

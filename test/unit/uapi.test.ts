@@ -300,3 +300,50 @@ errno=0
     );
   });
 });
+
+describe("UAPI set on a live session", () => {
+  test("re-sending a peer's settings (as wg syncconf does) keeps its session; a new PSK is used by the next handshake", async () => {
+    const { WireGuardTunnel } = await import("../../src/wireguard/tunnel.ts");
+    const clock = new VirtualClock(0);
+    const random = new SeededRandom(8);
+    const [ta, tb] = MemoryTransport.pair({ address: "127.0.0.1", port: 1 }, { address: "127.0.0.1", port: 2 });
+    const gwKey = generatePrivateKey(random);
+    const clientKey = generatePrivateKey(random);
+    const device = new WireGuardDevice({ privateKey: gwKey, transport: ta, clock, random, log: silentLogger });
+    const tgt: UapiTarget = { device, listenPort: () => 1, setListenPort: async () => {} };
+    const hex = (k: Uint8Array) => Buffer.from(k).toString("hex");
+    const psk = "11".repeat(32);
+    const body = `public_key=${hex(publicKeyOf(clientKey))}\npreshared_key=${psk}\nreplace_allowed_ips=true\nallowed_ip=10.0.0.2/32\n`;
+    expect(await uapiSet(tgt, body)).toBe(0);
+    device.start();
+    const client = new WireGuardTunnel({
+      privateKey: clientKey,
+      peerPublicKey: publicKeyOf(gwKey),
+      presharedKey: new Uint8Array(32).fill(0x11),
+      endpoint: { address: "127.0.0.1", port: 1 },
+      transport: tb,
+      clock,
+      random,
+      log: silentLogger,
+    });
+    client.start();
+    clock.advance(5);
+    const peer = device.getPeer(publicKeyOf(clientKey))!;
+    expect(peer.stats.handshakesCompleted).toBe(1);
+    const kp = peer.keypairs.current;
+    expect(kp).toBeDefined();
+    expect(await uapiSet(tgt, body)).toBe(0);
+    expect(peer.keypairs.current).toBe(kp);
+    expect(device.allowedIps.size).toBe(1);
+    // A different PSK: the session in use stays; the client's next handshake (old PSK) fails.
+    expect(await uapiSet(tgt, `public_key=${hex(publicKeyOf(clientKey))}\npreshared_key=${"22".repeat(32)}\n`)).toBe(0);
+    expect(peer.keypairs.current).toBe(kp);
+    clock.advance(121_000); // past REKEY_AFTER_TIME: the client re-initiates on its next send
+    client.send(new Uint8Array([0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 2, 10, 0, 0, 1]));
+    clock.advance(10);
+    expect(peer.stats.handshakesCompleted).toBe(1);
+    expect(client.stats.drops.handshakeDecrypt).toBeGreaterThanOrEqual(1);
+    client.close();
+    device.close();
+  });
+});
