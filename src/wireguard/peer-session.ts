@@ -33,7 +33,7 @@ export abstract class PeerSession {
   readonly publicKey: Uint8Array;
   readonly stats: PeerStats = emptyStats();
   readonly keypairs = new Keypairs();
-  timers: PeerTimers;
+  readonly timers: PeerTimers;
   /** Optional name (from the state directory or a config comment), for logs and `status`. */
   name: string | undefined;
   protected presharedKeyBytes: Uint8Array | undefined;
@@ -134,8 +134,9 @@ export abstract class PeerSession {
 
   setPersistentKeepalive(seconds: number): void {
     const wasOff = this.timers.persistentKeepaliveMs === 0;
-    this.timers.stopAll();
-    this.timers = this.newTimers(Math.max(0, seconds));
+    const ms = Math.max(0, seconds) * 1000;
+    if (ms === this.timers.persistentKeepaliveMs) return;
+    this.timers.setPersistentKeepalive(ms);
     // wireguard-go sends a keepalive at once when persistent keepalive is switched on.
     if (this.started && wasOff && seconds > 0) this.sendKeepalive();
   }

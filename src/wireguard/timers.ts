@@ -38,19 +38,22 @@ export class PeerTimers {
   private readonly newHandshake: Timer;
   private readonly zeroKeyMaterial: Timer;
   private readonly persistentKeepalive: Timer;
+  /** Persistent keepalive interval in ms; 0 disables it. */
+  persistentKeepaliveMs: number;
 
   constructor(
     clock: Clock,
     private readonly random: Random,
     private readonly actions: TimerActions,
     /** Persistent keepalive interval in ms; 0 disables it. */
-    readonly persistentKeepaliveMs: number,
+    persistentKeepaliveMs: number,
   ) {
     this.retransmitHandshake = clock.timer(() => this.onRetransmitHandshake());
     this.sendKeepalive = clock.timer(() => this.onSendKeepalive());
     this.newHandshake = clock.timer(() => this.onNewHandshake());
     this.zeroKeyMaterial = clock.timer(() => this.actions.zeroKeyMaterial());
     this.persistentKeepalive = clock.timer(() => this.onPersistentKeepalive());
+    this.persistentKeepaliveMs = persistentKeepaliveMs;
   }
 
   private jitter(): number {
@@ -129,6 +132,13 @@ export class PeerTimers {
 
   sessionDerived(): void {
     this.zeroKeyMaterial.set(REJECT_AFTER_TIME * 3);
+  }
+
+  /** Change the persistent keepalive interval (0 = off); the other timers keep running. */
+  setPersistentKeepalive(ms: number): void {
+    this.persistentKeepaliveMs = ms;
+    if (ms === 0) this.persistentKeepalive.cancel();
+    else this.persistentKeepalive.set(ms);
   }
 
   /** Stop every timer (tunnel closed, or keys erased). */

@@ -313,7 +313,7 @@ describe("UAPI set on a live session", () => {
     const tgt: UapiTarget = { device, listenPort: () => 1, setListenPort: async () => {} };
     const hex = (k: Uint8Array) => Buffer.from(k).toString("hex");
     const psk = "11".repeat(32);
-    const body = `public_key=${hex(publicKeyOf(clientKey))}\npreshared_key=${psk}\nreplace_allowed_ips=true\nallowed_ip=10.0.0.2/32\n`;
+    const body = `public_key=${hex(publicKeyOf(clientKey))}\npreshared_key=${psk}\npersistent_keepalive_interval=25\nreplace_allowed_ips=true\nallowed_ip=10.0.0.2/32\n`;
     expect(await uapiSet(tgt, body)).toBe(0);
     device.start();
     const client = new WireGuardTunnel({
@@ -332,8 +332,12 @@ describe("UAPI set on a live session", () => {
     expect(peer.stats.handshakesCompleted).toBe(1);
     const kp = peer.keypairs.current;
     expect(kp).toBeDefined();
+    const deadlines = peer.timers.deadlines();
+    expect(deadlines.zeroKeyMaterial).toBeGreaterThan(0);
     expect(await uapiSet(tgt, body)).toBe(0);
     expect(peer.keypairs.current).toBe(kp);
+    expect(peer.timers.deadlines()).toEqual(deadlines); // no timer restarted or lost
+    expect(peer.persistentKeepalive).toBe(25);
     expect(device.allowedIps.size).toBe(1);
     // A different PSK: the session in use stays; the client's next handshake (old PSK) fails.
     expect(await uapiSet(tgt, `public_key=${hex(publicKeyOf(clientKey))}\npreshared_key=${"22".repeat(32)}\n`)).toBe(0);
