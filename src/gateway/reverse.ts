@@ -355,6 +355,18 @@ export class ReverseUdpForward {
 
   private newMapping(sender: Endpoint, senderKey: string): ReverseUdpMapping | undefined {
     const { spec, dst } = this.side;
+    // The mappings share the listener's socket (no descriptor each), but the table is bounded like
+    // the outgoing UDP mappings: a flood of host senders cannot grow it without limit.
+    const max = this.deps.budget?.limits.maxUdpMappings ?? Number.POSITIVE_INFINITY;
+    if (this.bySender.size >= max) {
+      this.deps.drops.count("reverse_udp_mappings_full");
+      this.deps.warn?.(
+        "reverse-udp-full",
+        () =>
+          `UDP forward ${formatEndpoint(this.local)}: ${max} senders mapped already; ${formatEndpoint(sender)} dropped`,
+      );
+      return undefined;
+    }
     let src = this.side.src;
     if (!src) {
       src = parseIp(sender.address) ?? undefined;

@@ -255,6 +255,30 @@ describe("reverse UDP (-u)", () => {
   });
 });
 
+test("-u senders are bounded like UDP mappings: beyond the budget a new sender is dropped, counted", async () => {
+  const k = generatePrivateKey();
+  const ck = generatePrivateKey();
+  // maxFlows 4 -> 2 UDP mappings.
+  const g = await startGateway(
+    testGatewayOptions(k, ck, { maxFlows: 4, incomingUdp: [{ host, source: undefined, destination: dst(7200) }] }),
+  );
+  const c = await TestClient.connect({ privateKey: ck, gatewayPublicKey: publicKeyOf(k), gateway: g.local });
+  const senders = await Promise.all([1, 2, 3].map(() => Bun.udpSocket({ hostname: "127.0.0.1" })));
+  try {
+    await c.handshake();
+    const fwd = g.forwards.udp[0]!.port;
+    for (const [i, s] of senders.entries()) s.send(enc.encode(`sender ${i}`), fwd, "127.0.0.1");
+    await until(() => g.stats().gateway.drops.reverse_udp_mappings_full === 1, 3000, "the third sender dropped");
+    await until(() => c.udpReceived.length >= 2, 3000, "two datagrams in the tunnel");
+    await Bun.sleep(50);
+    expect(c.udpReceived.map((r) => dec.decode(r.payload)).sort()).toEqual(["sender 0", "sender 1"]);
+  } finally {
+    for (const s of senders) s.close();
+    c.close();
+    await g.close();
+  }
+});
+
 test("gateway.close() closes the forward listeners", async () => {
   const g = await startGateway(
     testGatewayOptions(generatePrivateKey(), generatePrivateKey(), {
