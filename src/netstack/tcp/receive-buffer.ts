@@ -5,7 +5,8 @@
  *
  * Layout is linear so peek() can return every in-order byte as one view: storage[start, end) is
  * in-order data; out-of-order data sits at storage[end + offset] where offset is relative to
- * RCV.NXT. The bytes in storage never exceed `limit`; it grows lazily by doubling.
+ * RCV.NXT. The bytes held never exceed `limit`; storage grows lazily by doubling, up to twice the
+ * limit so that compaction (moving the held bytes to the front) stays amortized O(1) per byte.
  */
 
 const MIN_STORAGE = 4096;
@@ -153,12 +154,17 @@ export class ReceiveBuffer {
     const keep = this.end - this.start + Math.max(used, needed);
     const st = this.storage;
     if (st && this.end + Math.max(used, needed) <= st.length) return;
-    if (st && keep <= st.length) {
+    // Compacting moves the bytes held (in order and islands); it is only worth it when at least as
+    // much room comes free in front, else the storage grows (up to twice the limit). Without that a
+    // large window with a hole would be moved again for nearly every segment.
+    const moving = this.end - this.start + used;
+    const cap = Math.max(2 * this.limit, keep);
+    if (st && keep <= st.length && (this.start >= moving || st.length >= cap)) {
       st.copyWithin(0, this.start, this.end + used);
     } else {
-      let size = st ? st.length : MIN_STORAGE;
+      let size = st ? 2 * st.length : MIN_STORAGE;
       while (size < keep) size *= 2;
-      size = Math.min(size, Math.max(this.limit, keep));
+      size = Math.min(size, cap);
       const next = new Uint8Array(size);
       if (st) next.set(st.subarray(this.start, this.end + used), 0);
       this.storage = next;
