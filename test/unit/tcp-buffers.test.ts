@@ -7,7 +7,7 @@ import { TCP_ACK, TCP_SYN } from "../../src/wire/tcp.ts";
 import { buildSegment, bytes, harness } from "./tcp-harness.ts";
 
 describe("TCP buffers", () => {
-  test("send buffer: bounded, wraps around, grows lazily, releases large storage when drained", () => {
+  test("send buffer: bounded, wraps around, grows lazily, releases large storage when a small drain empties it", () => {
     const b = new SendBuffer(200_000);
     expect(b.capacity).toBe(0);
     expect(b.write(bytes(3000))).toBe(3000);
@@ -25,8 +25,28 @@ describe("TCP buffers", () => {
     expect(b.capacity).toBe(200_000);
     b.copyOut(1000, 10, out, 0);
     expect([...out.subarray(0, 10)]).toEqual([...more.subarray(0, 10)]);
+    // A bulk drain (a quarter of the storage or more at once) keeps it for the next burst...
     b.drop(200_000);
+    expect([b.length, b.capacity]).toEqual([0, 200_000]);
+    // ...a drain that only took a small tail releases it.
+    expect(b.write(bytes(190_000))).toBe(190_000);
+    b.drop(180_000);
+    b.drop(10_000);
     expect([b.length, b.capacity]).toEqual([0, 0]);
+  });
+
+  test("receive buffer: a bulk read keeps large storage, a small final read releases it", () => {
+    const r = new ReceiveBuffer(1 << 20);
+    const d = bytes(200_000, 3);
+    expect(r.write(0, d, 0, 200_000)).toBe(200_000);
+    expect(r.capacity).toBe(262_144);
+    r.consume(200_000);
+    expect([r.length, r.capacity]).toEqual([0, 262_144]);
+    expect(r.write(0, d, 0, 200_000)).toBe(200_000);
+    expect(r.capacity).toBe(262_144);
+    r.consume(199_000);
+    r.consume(1000);
+    expect([r.length, r.capacity]).toEqual([0, 0]);
   });
 
   test("receive buffer: in-order data is one view; islands merge; compaction keeps out-of-order bytes", () => {

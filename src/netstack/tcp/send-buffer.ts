@@ -4,6 +4,8 @@
  * grows by doubling, and large storage is released when the queue drains, so idle flows stay small.
  */
 
+import { RELEASE_RATIO } from "./receive-buffer.ts";
+
 /** Smallest storage allocated; also the size kept after the queue drains. */
 const MIN_STORAGE = 4096;
 /** Storage above this size is released when the queue becomes empty. */
@@ -62,7 +64,10 @@ export class SendBuffer {
     this.length -= k;
     if (this.length === 0) {
       this.head = 0;
-      if (this.storage && this.storage.length > KEEP_STORAGE) this.storage = null;
+      // As in ReceiveBuffer: released when a small drain empties it, kept across bulk drains.
+      if (this.storage && this.storage.length > KEEP_STORAGE && this.storage.length > RELEASE_RATIO * k) {
+        this.storage = null;
+      }
     } else {
       this.head = (this.head + k) % this.storage!.length;
     }
