@@ -3,17 +3,21 @@
  *  - RSS of `wgslirpy -c FILE` with 0 and with N configured peers (default 1,000), idle;
  *  - every peer then handshakes once (a WireGuardTunnel client per peer, one at a time, over its
  *    own UDP socket on 127.0.0.1): latency from start() to the completed handshake, and the RSS
- *    with N peers holding a session.
+ *    with N peers holding a session;
+ *  - the JS heap per peer after a full GC, in-process (a device on an in-memory transport): what
+ *    the peer objects themselves hold, without allocator slack and garbage.
  * Usage: bun bench/peers.ts [N, default 1000]
  */
 
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { MemoryTransport } from "../src/transport/memory.ts";
 import { openUdpTransport } from "../src/transport/udp.ts";
-import { realClock } from "../src/util/clock.ts";
+import { realClock, VirtualClock } from "../src/util/clock.ts";
 import { silentLogger } from "../src/util/log.ts";
-import { cryptoRandom } from "../src/util/random.ts";
+import { cryptoRandom, SeededRandom } from "../src/util/random.ts";
+import { WireGuardDevice } from "../src/wireguard/device.ts";
 import { generatePrivateKey, keyToBase64, publicKeyOf } from "../src/wireguard/keys.ts";
 import { WireGuardTunnel } from "../src/wireguard/tunnel.ts";
 
@@ -93,6 +97,43 @@ async function handshake(clientKey: Uint8Array, gwPublic: Uint8Array, port: numb
   }
 }
 
+/** Heap bytes per peer in-process: [idle, with a session]. */
+function heapPerPeer(gwKey: Uint8Array, clientKeys: Uint8Array[]): [number, number] {
+  const clock = new VirtualClock(0);
+  const random = new SeededRandom(1);
+  const heap = () => {
+    Bun.gc(true);
+    return process.memoryUsage().heapUsed;
+  };
+  const [ta, tb] = MemoryTransport.pair({ address: "127.0.0.1", port: 1 }, { address: "127.0.0.1", port: 2 });
+  const h0 = heap();
+  const dev = new WireGuardDevice({ privateKey: gwKey, transport: ta, clock, random, log: silentLogger });
+  clientKeys.forEach((k, i) =>
+    dev.addPeer({ publicKey: publicKeyOf(k), allowedIps: [`10.1.${i >> 8}.${i & 255}/32`] }),
+  );
+  dev.start();
+  const h1 = heap();
+  for (const k of clientKeys) {
+    const c = new WireGuardTunnel({
+      privateKey: k,
+      peerPublicKey: publicKeyOf(gwKey),
+      endpoint: { address: "127.0.0.1", port: 1 },
+      transport: tb,
+      clock,
+      random,
+      log: silentLogger,
+    });
+    tb.onDatagram = (d, f) => c.onDatagram(d, f);
+    c.start();
+    clock.advance(2);
+    c.close();
+  }
+  if (dev.stats.handshakesCompleted !== clientKeys.length) throw new Error("in-process handshakes incomplete");
+  const h2 = heap();
+  dev.close();
+  return [(h1 - h0) / clientKeys.length, (h2 - h0) / clientKeys.length];
+}
+
 const pct = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 
 try {
@@ -115,6 +156,7 @@ try {
   await full.p.exited;
 
   latencies.sort((a, b) => a - b);
+  const [heapIdle, heapSession] = heapPerPeer(gwKey, clientKeys);
   const perPeer = (kib: number) => `${((kib - rss0) / N).toFixed(1)} KiB per peer`;
   console.log(`wgslirpy -c with N configured peers (loopback, ${N} peers)`);
   console.log(
@@ -124,6 +166,9 @@ try {
     `  RSS, ${N} idle peers:             ${(rssIdle / 1024).toFixed(1)} MiB  → ${perPeer(rssIdle)} (startup ${full.startupMs.toFixed(0)} ms)`,
   );
   console.log(`  RSS, ${N} peers after a handshake: ${(rssSessions / 1024).toFixed(1)} MiB  → ${perPeer(rssSessions)}`);
+  console.log(
+    `  JS heap per peer after GC (in-process): ${(heapIdle / 1024).toFixed(1)} KiB idle, ${(heapSession / 1024).toFixed(1)} KiB with a session`,
+  );
   console.log(
     `  handshake latency (start → session, one at a time): median ${pct(latencies, 0.5).toFixed(2)} ms, p90 ${pct(latencies, 0.9).toFixed(2)} ms, p99 ${pct(latencies, 0.99).toFixed(2)} ms, max ${latencies[latencies.length - 1]!.toFixed(2)} ms`,
   );
