@@ -108,9 +108,9 @@ function heapPerPeer(gwKey: Uint8Array, clientKeys: Uint8Array[]): [number, numb
   const [ta, tb] = MemoryTransport.pair({ address: "127.0.0.1", port: 1 }, { address: "127.0.0.1", port: 2 });
   const h0 = heap();
   const dev = new WireGuardDevice({ privateKey: gwKey, transport: ta, clock, random, log: silentLogger });
-  clientKeys.forEach((k, i) =>
-    dev.addPeer({ publicKey: publicKeyOf(k), allowedIps: [`10.1.${i >> 8}.${i & 255}/32`] }),
-  );
+  for (const [i, k] of clientKeys.entries()) {
+    dev.addPeer({ publicKey: publicKeyOf(k), allowedIps: [`10.1.${i >> 8}.${i & 255}/32`] });
+  }
   dev.start();
   const h1 = heap();
   for (const k of clientKeys) {
