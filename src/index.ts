@@ -31,6 +31,7 @@ import { type Endpoint, formatEndpoint } from "./util/endpoint.ts";
 import { createLogger, type Logger } from "./util/log.ts";
 import { cryptoRandom, type Random } from "./util/random.ts";
 import { StartupScope } from "./util/startup.ts";
+import { KeyedThrottle } from "./util/throttle.ts";
 import { VERSION } from "./version.ts";
 import { aeadBackendName, selectAead } from "./wireguard/aead.ts";
 import { sodiumChaCha20Poly1305, sodiumSource } from "./wireguard/aead-sodium.ts";
@@ -228,7 +229,12 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
   netstack.setTcp(tcp);
   // What was lost on the old path is resent at once, not after a backed-off timer (up to 60 s).
   const wgDevice = device;
-  if (wgDevice) peerRoamed = (p) => tcp.kickRetransmissions((address) => wgDevice.allowedIps.lookup(address) === p);
+  // At most once a second per peer: each kick scans every flow, and a peer may hop ports often.
+  const kicks = new KeyedThrottle<Peer>(clock, 1000);
+  if (wgDevice)
+    peerRoamed = (p) => {
+      if (kicks.allow(p)) tcp.kickRetransmissions((address) => wgDevice.allowedIps.lookup(address) === p);
+    };
   gateway.attach(netstack);
   scope.add(() => {
     gateway.close();
