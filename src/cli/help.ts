@@ -1,6 +1,7 @@
 /**
- * --help text rendered from the flag tables: plain text (no colour escapes, so it reads the same
- * piped, in a file or with NO_COLOR), wrapped to the terminal width (80 columns when not a TTY).
+ * --help text rendered from the citty command definitions (program.ts, whose `args` come from the
+ * flag tables): plain text (no colour escapes, so it reads the same piped, in a file or with
+ * NO_COLOR), wrapped to the terminal width (80 columns when not a TTY).
  */
 import type { FlagSpec } from "./flags.ts";
 

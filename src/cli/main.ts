@@ -1,8 +1,9 @@
 /**
- * The command-line program: argument handling, --help (help.ts, from the flag tables), the
- * subcommands and the gateway's lifetime. Exit status: 0 done, 1 runtime failure, 2 bad command
- * line or configuration, or something the options ask for cannot be opened (the UDP port is taken,
- * the pcap file cannot be created...): one `wgslirpy: error: ...` line, nothing left open.
+ * The command-line program: what each command does (the command tree, its dispatch, --help and
+ * --version are in program.ts, on citty) and the gateway's lifetime. Exit status: 0 done,
+ * 1 runtime failure, 2 bad command line or configuration, or something the options ask for cannot
+ * be opened (the UDP port is taken, the pcap file cannot be created...): one `wgslirpy: error: ...`
+ * line, nothing left open.
  */
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
@@ -12,11 +13,11 @@ import { loadOrCreateKeys, resolveStateDir, StateError } from "../state/keys.ts"
 import { listPeers, loosePeerFiles } from "../state/peers.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { StartupError } from "../util/startup.ts";
-import { VERSION } from "../version.ts";
 import { generatePrivateKey, keyToBase64, publicKeyOf } from "../wireguard/keys.ts";
-import { KEYTOOL_FLAGS, MAIN_FLAGS, REPLAY_FLAGS, STATUS_FLAGS, UP_FLAGS } from "./flags.ts";
-import { type CommandHelp, helpWidth, renderHelp } from "./help.ts";
+import { KEYTOOL_FLAGS, REPLAY_FLAGS } from "./flags.ts";
+import { helpWidth } from "./help.ts";
 import { CliError, FlagReader, parseFlags, parseGatewayArgs, parseKeyFor, type ReadTextFile } from "./parse.ts";
+import { type ProgramActions, runProgram } from "./program.ts";
 import { resolveUapi } from "./uapi-path.ts";
 import { type InterfaceList, parseUpArgs, peerEndpointFor, renderPeerConfig, upGatewayOptions } from "./up.ts";
 
@@ -47,126 +48,40 @@ export const processIo: CliIo = {
   columns: () => (process.stdout.isTTY ? process.stdout.columns : undefined),
 };
 
-const DESCRIPTION = "Expose internet access without root using WireGuard";
-
-const COMMANDS: Record<"main" | "up" | "status" | "genkey" | "pubkey" | "replay", CommandHelp> = {
-  main: {
-    name: "wgslirpy",
-    description: `${DESCRIPTION} (wgslirpy ${VERSION})`,
-    usage: "[OPTIONS]  |  wgslirpy COMMAND [OPTIONS]",
-    flags: MAIN_FLAGS,
-    commands: [
-      { name: "up", description: "quick start: keep keys in the state directory, print the peer's config, serve" },
-      { name: "status", description: "a running gateway's peers, endpoints, handshakes and transfer" },
-      { name: "genkey", description: "print a new private key (like wg genkey)" },
-      { name: "pubkey", description: "read a private key on stdin, print its public key (like wg pubkey)" },
-      { name: "replay", description: "feed the peer-side packets of a pcap through the netstack" },
-    ],
-  },
-  up: {
-    name: "wgslirpy up",
-    description:
-      "Quick start: keep a gateway and a peer key pair in the state directory, print the peer's wg-quick " +
-      "config when the keys are created (or with --print-config-only), and serve.",
-    usage: "[OPTIONS]",
-    flags: UP_FLAGS,
-  },
-  status: {
-    name: "wgslirpy status",
-    description:
-      "Ask a running gateway (its UAPI socket) for its peers: endpoints, latest handshake, transfer. `wg show NAME` works too.",
-    usage: "[--name NAME | --uapi PATH]",
-    flags: STATUS_FLAGS,
-  },
-  genkey: {
-    name: "wgslirpy genkey",
-    description: "Print a new private key (like wg genkey).",
-    usage: "",
-    flags: KEYTOOL_FLAGS,
-  },
-  pubkey: {
-    name: "wgslirpy pubkey",
-    description: "Read a private key on stdin, print its public key (like wg pubkey).",
-    usage: "< private.key",
-    flags: KEYTOOL_FLAGS,
-  },
-  replay: {
-    name: "wgslirpy replay",
-    description: "Feed the peer-side packets of a pcap capture through the netstack and print what it does.",
-    usage: "[OPTIONS] FILE",
-    flags: REPLAY_FLAGS,
-    positionals: [{ name: "FILE", description: "a pcap file (LINKTYPE_RAW, e.g. written by --pcap)" }],
-  },
-};
-
 function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, " ").trim();
 }
 
-/** Whether one of `names` appears among the options (before `--`). */
-function wantsSwitch(argv: readonly string[], names: readonly string[]): boolean {
-  for (const a of argv) {
-    if (a === "--") return false;
-    if (names.includes(a)) return true;
-  }
-  return false;
-}
-const wantsHelp = (argv: readonly string[]) => wantsSwitch(argv, ["--help", "-h"]);
-
-/** Run the program; resolves to the exit status. */
+/** Run the program (the citty command tree in program.ts); resolves to the exit status. */
 export async function runCli(argv: readonly string[], io: CliIo = processIo): Promise<number> {
-  const sub = argv[0];
-  const help = (cmd: CommandHelp) => io.stdout(renderHelp(cmd, helpWidth(io.columns?.())));
-  try {
-    if (sub === "replay") {
-      const rest = argv.slice(1);
-      if (wantsHelp(rest)) {
-        help(COMMANDS.replay);
-        return EXIT_OK;
-      }
-      return await runReplay(rest, io);
-    }
-    if (sub === "status") {
-      const rest = argv.slice(1);
-      if (wantsHelp(rest)) {
-        help(COMMANDS.status);
-        return EXIT_OK;
-      }
+  const actions: ProgramActions = {
+    main: async (args) => {
+      const options = parseGatewayArgs(args, io);
+      const log = createLogger(options.logLevel, { format: options.logFormat });
+      if (options.mode === "gue") log.warn("GUE/FOU mode: packets travel unencrypted and unauthenticated");
+      return await serve(options, log);
+    },
+    up: (args) => runUp(args, io),
+    status: async (args) => {
       const { runStatus } = await import("./status.ts");
-      await runStatus(rest, io.env, io.home(), io.stdout);
+      await runStatus(args, io.env, io.home(), io.stdout);
       return EXIT_OK;
-    }
-    if (sub === "up" || sub === "genkey" || sub === "pubkey") {
-      const rest = argv.slice(1);
-      if (wantsHelp(rest)) {
-        help(COMMANDS[sub]);
-        return EXIT_OK;
-      }
-      if (sub === "up") return await runUp(rest, io);
-      const parsed = parseFlags(rest, KEYTOOL_FLAGS);
-      if (parsed.positionals.length > 0) {
-        throw new CliError(`unexpected argument ${JSON.stringify(parsed.positionals[0])} for "${sub}"`);
-      }
-      if (sub === "genkey") {
-        io.stdout(`${keyToBase64(generatePrivateKey())}\n`);
-      } else {
-        const key = parseKeyFor(await io.readStdin(), "private key on stdin", true);
-        io.stdout(`${keyToBase64(publicKeyOf(key))}\n`);
-      }
+    },
+    genkey: async (args) => {
+      noPositionals(args, "genkey");
+      io.stdout(`${keyToBase64(generatePrivateKey())}\n`);
       return EXIT_OK;
-    }
-    if (wantsHelp(argv)) {
-      help(COMMANDS.main);
+    },
+    pubkey: async (args) => {
+      noPositionals(args, "pubkey");
+      const key = parseKeyFor(await io.readStdin(), "private key on stdin", true);
+      io.stdout(`${keyToBase64(publicKeyOf(key))}\n`);
       return EXIT_OK;
-    }
-    if (wantsSwitch(argv, ["--version"])) {
-      io.stdout(`wgslirpy ${VERSION}\n`);
-      return EXIT_OK;
-    }
-    const options = parseGatewayArgs(argv, io);
-    const log = createLogger(options.logLevel, { format: options.logFormat });
-    if (options.mode === "gue") log.warn("GUE/FOU mode: packets travel unencrypted and unauthenticated");
-    return await serve(options, log);
+    },
+    replay: (args) => runReplay(args, io),
+  };
+  try {
+    return await runProgram(argv, actions, { stdout: io.stdout, helpWidth: () => helpWidth(io.columns?.()) });
   } catch (e) {
     if (e instanceof CliError || e instanceof StateError || e instanceof StartupError) {
       io.stderr(`wgslirpy: error: ${oneLine(e.message)}\n`);
@@ -174,6 +89,14 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
     }
     io.stderr(`wgslirpy: error: ${oneLine(e instanceof Error ? e.message : String(e))}\n`);
     return EXIT_FAILURE;
+  }
+}
+
+/** genkey and pubkey take no arguments but --help. */
+function noPositionals(argv: readonly string[], command: string): void {
+  const parsed = parseFlags(argv, KEYTOOL_FLAGS);
+  if (parsed.positionals.length > 0) {
+    throw new CliError(`unexpected argument ${JSON.stringify(parsed.positionals[0])} for "${command}"`);
   }
 }
 
