@@ -4,6 +4,8 @@
  * families with `# HELP` and `# TYPE`. Cumulative figures are counters (suffix `_total`); figures
  * that go up and down (live flows, buffered bytes, timestamps) are gauges. A `drops` record
  * becomes one counter family with a `reason` label, so new drop reasons need no new names.
+ * Wall-clock times (stats keys ending in `At`, ms since the epoch) become
+ * `..._timestamp_seconds` gauges in seconds, as Prometheus names and units them.
  *
  * Labelled subtrees (the hook for per-peer series): a value `{ [LABELLED]: [{ labels, stats }] }`
  * renders each element's stats with its labels, all into the same families.
@@ -31,6 +33,8 @@ const GAUGE_KEY =
   /^(live|current|open|queued|max|min)([A-Z]|$)|^(pending[A-Z]\w*|hostSockets|udpMappings|underLoad|ready)$|^in[Ff]light$|[bB]uffered|[oO]utOfOrder|^last[A-Z]|At$|Bytes$|Size$|Capacity$|Peak$|Entries$|InFlight$/;
 /** Gauges among the Bytes-suffixed keys are buffers; cumulative byte counts read as counters. */
 const COUNTER_BYTES = /^(rx|tx)Bytes$|^bytes(In|Out)$|Bytes(In|Out|Sent|Received)$/;
+/** A wall-clock time in /stats: ms since the epoch. */
+const MS_TIMESTAMP = /^[a-z]\w*At$/;
 /** Records whose members are all counters (named by reason). */
 const COUNTER_RECORDS = new Set(["denied"]);
 
@@ -41,7 +45,8 @@ const HELP: Record<string, string> = {
   wgslirpy_tunnel_rx_bytes_total: "Outer bytes of authenticated messages received from the peer",
   wgslirpy_tunnel_tx_bytes_total: "Outer bytes sent to the peer",
   wgslirpy_tunnel_handshakes_completed_total: "WireGuard handshakes completed",
-  wgslirpy_tunnel_last_handshake_at: "Wall-clock time of the last completed handshake, ms since the epoch (0 = never)",
+  wgslirpy_tunnel_last_handshake_timestamp_seconds:
+    "Wall-clock time of the last completed handshake, seconds since the epoch (0 = never)",
   wgslirpy_tunnel_drops_total: "Outer datagrams dropped by the tunnel, by reason",
   wgslirpy_gateway_live_tcp: "TCP flows open now",
   wgslirpy_gateway_live_udp: "UDP NAT mappings open now",
@@ -89,6 +94,11 @@ function walk(
     if (typeof v === "number" || typeof v === "boolean") {
       const n = typeof v === "boolean" ? (v ? 1 : 0) : v;
       if (!Number.isFinite(n)) continue;
+      if (typeof v === "number" && MS_TIMESTAMP.test(key)) {
+        const base = `${name}_${snake(key.slice(0, -2))}_timestamp_seconds`;
+        sample(families, base, "gauge", childPath, labels ? `{${labels}}` : "", v / 1000);
+        continue;
+      }
       const gauge = typeof v === "boolean" || (!countersOnly && GAUGE_KEY.test(key) && !COUNTER_BYTES.test(key));
       const l = labels ? `{${labels}}` : "";
       if (gauge) sample(families, child, "gauge", childPath, l, n);

@@ -2,9 +2,14 @@ import { afterAll, expect, test } from "bun:test";
 import { LABELLED, toPrometheus } from "../../src/observe/metrics.ts";
 import { startStatsServer } from "../../src/observe/stats-server.ts";
 
-test("nested stats: counters with _total, gauges for live figures, drops as one labelled family; HELP/TYPE each", () => {
+test("nested stats: counters with _total, gauges for live figures, wall-clock ms as _timestamp_seconds, drops as one labelled family; HELP/TYPE each", () => {
   const text = toPrometheus({
-    tunnel: { rxPackets: 5, handshakesCompleted: 1, lastHandshakeAt: 9, drops: { badMac1: 2, "tx-too-big": 0 } },
+    tunnel: {
+      rxPackets: 5,
+      handshakesCompleted: 1,
+      lastHandshakeAt: 1_700_000_123_456,
+      drops: { badMac1: 2, "tx-too-big": 0 },
+    },
     gateway: { liveTcp: 3, bufferedBytes: 10 },
     name: "ignored",
     ok: true,
@@ -17,9 +22,9 @@ test("nested stats: counters with _total, gauges for live figures, drops as one 
       "# HELP wgslirpy_tunnel_handshakes_completed_total WireGuard handshakes completed",
       "# TYPE wgslirpy_tunnel_handshakes_completed_total counter",
       "wgslirpy_tunnel_handshakes_completed_total 1",
-      "# HELP wgslirpy_tunnel_last_handshake_at Wall-clock time of the last completed handshake, ms since the epoch (0 = never)",
-      "# TYPE wgslirpy_tunnel_last_handshake_at gauge",
-      "wgslirpy_tunnel_last_handshake_at 9",
+      "# HELP wgslirpy_tunnel_last_handshake_timestamp_seconds Wall-clock time of the last completed handshake, seconds since the epoch (0 = never)",
+      "# TYPE wgslirpy_tunnel_last_handshake_timestamp_seconds gauge",
+      "wgslirpy_tunnel_last_handshake_timestamp_seconds 1700000123.456",
       "# HELP wgslirpy_tunnel_drops_total Outer datagrams dropped by the tunnel, by reason",
       "# TYPE wgslirpy_tunnel_drops_total counter",
       'wgslirpy_tunnel_drops_total{reason="badMac1"} 2',
