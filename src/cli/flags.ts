@@ -253,9 +253,9 @@ export const UP_FLAGS: FlagSpec[] = [
     long: "show-config",
     takesValue: true,
     optionalValue: true,
-    valueHint: "[NAME]",
+    valueHint: "NAME",
     description:
-      "print the peer's config (it holds the peer's private key) although the keys already exist, then serve; with NAME: that enrolled peer's config and QR code, and exit",
+      "NAME optional. Without it: print the quick-start peer's config (it holds the peer's private key) although the keys already exist, then serve; with NAME: that enrolled peer's config and QR code, and exit",
   },
   {
     long: "add-peer",
