@@ -32,6 +32,13 @@ describe("Pacer (token bucket on the injected clock)", () => {
     expect(p.rate).toBe((PACING_FACTOR * 100 * MSS) / 100);
     p.spend(4 * MSS);
     expect(p.check(MSS, 2001, 100 * MSS, false, 100, MSS)).toBeGreaterThan(0);
+    // A sub-millisecond path: 4 ms of rate would be 4,000 segments; the bucket holds 64.
+    const fast = new Pacer();
+    expect(fast.check(64 * MSS, 0, 1000 * MSS, false, 1, MSS)).toBe(0);
+    fast.spend(64 * MSS);
+    expect(fast.check(MSS, 0, 1000 * MSS, false, 1, MSS)).toBeGreaterThan(0);
+    expect(fast.check(64 * MSS, 10, 1000 * MSS, false, 1, MSS)).toBe(0);
+    expect(fast.check(65 * MSS, 10, 1000 * MSS, false, 1, MSS)).toBeGreaterThan(0);
     // No RTT sample yet: unpaced.
     const q = new Pacer();
     expect(q.check(1e9, 0, 10 * MSS, true, -1, MSS)).toBe(0);

@@ -5,8 +5,9 @@
  * one ~1 ms clump: on a long path a clump overflows the receive buffer of the peer's UDP socket
  * (~90 datagrams for a default 212 KB) and every loss costs a congestion-window cut.
  *
- * Unpaced until the first RTT sample; on short paths the rate is so high that the bucket never
- * empties, so only long-RTT flows are slowed to their fair rate.
+ * Unpaced until the first RTT sample; on short paths the rate is so high that only the burst bound
+ * (PACING_MAX_BURST segments) applies: a window opened at once by a stretch ACK leaves in clumps of
+ * that size.
  */
 
 /** Rate factor while cwnd < ssthresh (slow start must outrun the window doubling per RTT). */
@@ -21,8 +22,15 @@ export const PACING_QUANTUM_MS = 1;
  * held a 0.5 ms path to half the reference's rate).
  */
 export const PACING_BURST_MS = 4;
-/** ...but at least this many full segments. */
+/** ...but at least this many full segments... */
 export const PACING_MIN_BURST = 4;
+/**
+ * ...and at most this many, whatever the rate: on a sub-millisecond path the rate is so high that
+ * PACING_BURST_MS of it is several windows, and a stretch ACK released them in one clump that
+ * overflowed the peer's UDP receive buffer (212 KB, ~150 datagrams, by default): measured 200-800
+ * retransmissions per 5 s on a clean direct path. 64 segments is ~90 KB.
+ */
+export const PACING_MAX_BURST = 64;
 
 export class Pacer {
   private tokens = 0;
@@ -41,7 +49,7 @@ export class Pacer {
     }
     const rate = ((slowStart ? PACING_SLOW_START_FACTOR : PACING_FACTOR) * cwnd) / srttMs;
     this.rate = rate;
-    const burst = Math.max(rate * PACING_BURST_MS, PACING_MIN_BURST * mss);
+    const burst = Math.max(Math.min(rate * PACING_BURST_MS, PACING_MAX_BURST * mss), PACING_MIN_BURST * mss);
     const t = this.tokens + (now - this.at) * rate;
     this.tokens = Math.min(t, burst);
     this.at = now;
