@@ -281,20 +281,25 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
             const old = transport;
             transport = next;
             old.close();
+            policy.setListeners(ownListeners());
           }),
         )
       : undefined;
   if (uapi) scope.add(() => uapi.close());
 
   // The gateway's own sockets are denied to the peer (on the addresses they answer on).
-  const fwd = gateway.forwardsLocal();
-  const ownSockets: OwnListener[] = [
-    { what: "UDP port", ...transport.local },
-    ...fwd.tcp.map((e) => ({ what: "TCP forward", ...e })),
-    ...fwd.udp.map((e) => ({ what: "UDP forward", ...e })),
-  ];
-  if (statsServer) ownSockets.push({ what: "stats server", ...statsServer.local });
-  policy.setListeners(ownSockets);
+  // Recomputed when `wg set … listen-port` rebinds the UDP socket.
+  function ownListeners(): OwnListener[] {
+    const fwd = gateway.forwardsLocal();
+    const own: OwnListener[] = [
+      { what: "UDP port", ...transport.local },
+      ...fwd.tcp.map((e) => ({ what: "TCP forward", ...e })),
+      ...fwd.udp.map((e) => ({ what: "UDP forward", ...e })),
+    ];
+    if (statsServer) own.push({ what: "stats server", ...statsServer.local });
+    return own;
+  }
+  policy.setListeners(ownListeners());
   const hostAddressWatch = watchHostAddresses(policy, clock, log);
 
   link.start();

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startGateway } from "../../src/index.ts";
+import { createLogger } from "../../src/util/log.ts";
 import { answerErrno, parseUapiGet, uapiRequest } from "../../src/uapi/client.ts";
 import { generatePrivateKey, publicKeyOf } from "../../src/wireguard/keys.ts";
 import { TestClient } from "./client.ts";
@@ -15,7 +16,12 @@ test("listen_port rebinds the UDP socket; get reports the new port; a client han
   const gwKey = generatePrivateKey();
   const clientKey = generatePrivateKey();
   const sock = join(dir, "gw.sock");
-  const gw = await startGateway({ ...testGatewayOptions(gwKey, clientKey), uapi: { path: sock, required: true } });
+  const lines: string[] = [];
+  const log = createLogger("info", { format: "text", write: (l) => lines.push(l), tty: false });
+  const gw = await startGateway(
+    { ...testGatewayOptions(gwKey, clientKey), uapi: { path: sock, required: true } },
+    { log },
+  );
   const clients: TestClient[] = [];
   try {
     const oldPort = gw.local.port;
@@ -39,6 +45,14 @@ test("listen_port rebinds the UDP socket; get reports the new port; a client han
     });
     clients.push(fresh);
     await fresh.handshake();
+    // The policy follows the rebind: the new port is the gateway's own UDP port, denied to the peer.
+    fresh.udpSend("127.0.0.1", freePort, new Uint8Array([1, 2, 3]));
+    const deadline = Date.now() + 2000;
+    const ownPortDenied = () => lines.some((l) => l.includes(`127.0.0.1:${freePort}`) && l.includes("Denied"));
+    while (!ownPortDenied() && Date.now() < deadline) await Bun.sleep(20);
+    expect(lines.filter((l) => l.includes("Denied"))).toContainEqual(
+      expect.stringContaining(`deny 127.0.0.1:${freePort} (default: the gateway's own UDP port)`),
+    );
     // A port another socket holds: EADDRINUSE, and the gateway stays where it was.
     const holder = await (await import("../../src/transport/udp.ts")).openUdpTransport({
       address: "127.0.0.1",
