@@ -9,7 +9,7 @@ import type { FlowBudget, FlowTicket } from "./budget.ts";
 import type { DropCounter } from "./drops.ts";
 import { formatIpPort, ipEquals, parseIp } from "./ip-text.ts";
 import { type NatEntry, type NatTable, tcpNatKey } from "./nat-table.ts";
-import { type HostSocket, relayHandlers, TcpRelay } from "./tcp-bridge.ts";
+import { type HostSocket, relayHandlers, TcpRelay } from "./tcp-relay.ts";
 
 /**
  * Reverse forwards (`-t` / `-u HOST,[SRC],DST`, the seed's incoming_tcp / incoming_udp): a host

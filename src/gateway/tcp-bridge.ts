@@ -1,41 +1,12 @@
-import type { Socket, SocketHandler } from "bun";
-import type { TcpCloseReason, TcpConnectionApi } from "../netstack/tcp/api.ts";
+import type { SocketHandler } from "bun";
+import type { TcpConnectionApi } from "../netstack/tcp/api.ts";
 import type { FlowAddrs, UnreachableKind } from "../netstack/types.ts";
-import type { Clock, Timer } from "../util/clock.ts";
-import type { Logger } from "../util/log.ts";
+import type { Timer } from "../util/clock.ts";
 import type { FlowTicket } from "./budget.ts";
-import type { DropCounter } from "./drops.ts";
 import { cancelPendingConnect, capturePendingConnect, nextFd, type PendingConnectFd } from "./host-fds.ts";
 import { synQuote } from "./icmp-quote.ts";
 import { formatIp } from "./ip-text.ts";
-import type { NatEntry } from "./nat-table.ts";
-
-/**
- * A TCP flow between the peer and a host socket, in either direction (see TcpRelay).
- *
- * Backpressure both ways without copying in the common case:
- * - peer -> host: bytes stay in the TCP receive buffer until the host socket takes them
- *   (peek / write / consume); a short write waits for drain, and the unread receive buffer closes
- *   the peer's window.
- * - host -> peer: each chunk Bun reads goes straight into conn.write(); what does not fit is kept
- *   as `pending` and the host socket is paused until conn.onWritable drains it. `pending` is at most
- *   one socket read (Bun reads up to 512 KiB at a time), never more, because reads stop at once.
- *
- * Half-close both ways: the peer's FIN becomes shutdown() on the host socket once every byte before
- * it was written; the host's FIN becomes conn.shutdown() once `pending` is empty. Either side keeps
- * relaying the other direction meanwhile.
- */
-
-/** The largest chunk one Bun socket read delivers: the bound on `pending`, measured on Bun 1.4.4. */
-export const MAX_SOCKET_READ = 512 * 1024;
-
-export interface TcpRelayDeps {
-  clock: Clock;
-  log: Logger;
-  drops: DropCounter;
-  /** Called once when the flow is completely over (both sides closed). */
-  onFinished(relay: TcpRelay): void;
-}
+import { type HostSocket, relayHandlers, TcpRelay, type TcpRelayDeps } from "./tcp-relay.ts";
 
 export interface TcpBridgeDeps extends TcpRelayDeps {
   connectTimeoutMs: number;
@@ -50,242 +21,13 @@ export interface TcpBridgeDeps extends TcpRelayDeps {
   warn?(key: string, line: () => string): void;
 }
 
-export type HostSocket = Socket<TcpRelay>;
-
-const EMPTY = new Uint8Array(0);
-
-/** Host connect errors that become an ICMP unreachable (plus the RST) instead of a plain RST. */
+/** Host connect errors answered with an ICMP unreachable (quoting the SYN) instead of a RST. */
 const CONNECT_UNREACHABLE: Record<string, UnreachableKind> = {
   EHOSTUNREACH: "host",
   ENETUNREACH: "net",
   ETIMEDOUT: "host",
   EHOSTDOWN: "host",
 };
-
-/**
- * The relay between one TCP connection with the peer and one host socket, shared by both
- * directions of flow: TcpBridge (the peer connects out, we Bun.connect) and ReverseTcpBridge (a host
- * client connects to a -t listener, we connect into the tunnel). Subclasses only differ in how the
- * two ends come to exist; everything after (data, backpressure, half-close, teardown) is here.
- */
-export abstract class TcpRelay implements NatEntry {
-  readonly kind = "tcp";
-  protected sock: HostSocket | undefined;
-  /** Host bytes the peer's send buffer did not take yet (copied out of Bun's read buffer). */
-  private pending: Uint8Array = EMPTY;
-  /** Outgoing only: the host connect is under way (the peer waits in SYN-RECEIVED). */
-  protected connecting = false;
-  private established = false;
-  /** The host socket waits for drain before taking more peer bytes. */
-  private awaitingDrain = false;
-  /** We sent FIN to the host (the peer's FIN was relayed). */
-  private hostWriteShut = false;
-  /** The host sent FIN; relay it to the peer after `pending`. */
-  private hostEof = false;
-  /** We called conn.shutdown() (FIN to the peer). */
-  private peerWriteShut = false;
-  protected hostClosed = false;
-  protected connClosed = false;
-  private finished = false;
-  /** The flow's claim on the descriptor budget, released when the host socket is closed. */
-  protected ticket: FlowTicket | undefined;
-
-  constructor(
-    readonly key: string,
-    protected readonly conn: TcpConnectionApi,
-    protected readonly deps: TcpRelayDeps,
-  ) {
-    conn.onEstablished = () => this.onEstablished();
-    conn.onReadable = () => this.pumpToHost();
-    conn.onWritable = () => this.flushToPeer();
-    conn.onClosed = (reason) => this.onConnClosed(reason);
-  }
-
-  bufferedBytes(): number {
-    return this.pending.length;
-  }
-
-  /** Tear the flow down now (gateway shutdown): RST to the peer, abortive close of the host socket. */
-  close(): void {
-    if (this.finished) return;
-    // Mark first: the reset we send must not be counted as the peer's in onConnClosed.
-    const wasClosed = this.connClosed;
-    this.connClosed = true;
-    if (this.connecting) {
-      this.connecting = false;
-      this.conn.refuse();
-    } else if (!wasClosed) this.conn.abort();
-    this.terminateHost();
-    this.finish();
-  }
-
-  /** Bun closed the host socket (its close event): the descriptor is free. */
-  hostFdClosed(): void {
-    this.ticket?.release();
-  }
-
-  // ---- host socket events (called through the socket handlers) ----
-
-  hostData(chunk: Uint8Array): void {
-    if (this.connClosed) return;
-    let rest = chunk;
-    if (this.pending.length === 0 && this.established) {
-      const n = this.conn.write(chunk);
-      if (n >= chunk.length) return;
-      rest = chunk.subarray(n);
-    }
-    // Bun may reuse its read buffer after this callback: keep our own copy of the rest. A read
-    // already under way when we paused lands here too, queued behind the earlier bytes.
-    if (this.pending.length === 0) this.pending = rest.slice();
-    else {
-      const merged = new Uint8Array(this.pending.length + rest.length);
-      merged.set(this.pending);
-      merged.set(rest, this.pending.length);
-      this.pending = merged;
-    }
-    this.sock?.pause();
-  }
-
-  hostDrained(): void {
-    this.awaitingDrain = false;
-    this.pumpToHost();
-  }
-
-  hostEnded(): void {
-    this.deps.log.debug(`EOF from host for ${this.key}`);
-    this.hostEof = true;
-    this.flushToPeer();
-  }
-
-  hostSocketClosed(error: Error | undefined): void {
-    if (this.hostClosed) return;
-    this.hostClosed = true;
-    this.sock = undefined;
-    if (this.connClosed) {
-      this.finish();
-      return;
-    }
-    if (error) {
-      this.deps.log.debug(`Host TCP socket for ${this.key} failed: ${error.message}`);
-      this.deps.drops.count("tcp_host_reset");
-      this.connClosed = true;
-      this.conn.abort();
-      this.finish();
-      return;
-    }
-    // Closed without error: treat it as the host's FIN; what the peer still sends cannot be
-    // delivered anymore, so pumpToHost resets the peer if more arrives.
-    this.hostEof = true;
-    this.flushToPeer();
-    this.pumpToHost();
-  }
-
-  // ---- connection events ----
-
-  private onEstablished(): void {
-    this.established = true;
-    this.connectionEstablished();
-    if (this.pending.length === 0 && !this.hostEof) this.sock?.resume();
-    this.flushToPeer();
-    this.pumpToHost();
-  }
-
-  /** Hook for subclasses (logging). */
-  protected connectionEstablished(): void {}
-
-  /** Peer -> host: hand the TCP receive buffer to the host socket until it is empty or full. */
-  private pumpToHost(): void {
-    if (this.connClosed || this.hostWriteShut || this.connecting) return;
-    const sock = this.sock;
-    if (!sock) {
-      if (this.conn.peek().length > 0) {
-        // The host socket is gone; acknowledging more would lose the bytes. Reset instead.
-        this.deps.drops.count("tcp_host_closed");
-        this.connClosed = true;
-        this.conn.abort();
-        this.finish();
-      }
-      return;
-    }
-    if (this.awaitingDrain) return;
-    for (;;) {
-      const chunk = this.conn.peek();
-      if (chunk.length === 0) break;
-      const n = sock.write(chunk, 0, chunk.length);
-      if (n > 0) this.conn.consume(n);
-      if (n < chunk.length) {
-        this.awaitingDrain = true;
-        return;
-      }
-    }
-    if (this.conn.readEof) {
-      this.deps.log.debug(`EOF from client for ${this.key}`);
-      this.hostWriteShut = true;
-      sock.shutdown();
-      this.maybeCloseHost();
-    }
-  }
-
-  /** Host -> peer: move `pending` into the send buffer; then resume reads or relay the host's FIN. */
-  private flushToPeer(): void {
-    if (this.connClosed || !this.established) return;
-    if (this.pending.length > 0) {
-      const n = this.conn.write(this.pending);
-      this.pending = n >= this.pending.length ? EMPTY : this.pending.subarray(n);
-      if (this.pending.length > 0) return;
-    }
-    if (this.hostEof) {
-      if (!this.peerWriteShut) {
-        this.peerWriteShut = true;
-        this.conn.shutdown();
-        this.maybeCloseHost();
-      }
-      return;
-    }
-    this.sock?.resume();
-  }
-
-  /** Both FINs relayed: the host socket has nothing more to do; close it fully. */
-  private maybeCloseHost(): void {
-    if (this.hostWriteShut && this.peerWriteShut && this.sock) this.sock.end();
-  }
-
-  private onConnClosed(reason: TcpCloseReason): void {
-    if (this.connClosed) {
-      this.finish();
-      return;
-    }
-    this.connClosed = true;
-    this.deps.log.debug(`Client TCP connection ${this.key} closed: ${reason}`);
-    if (reason === "closed") {
-      // Graceful: both FINs went through; let the host socket close normally.
-      this.sock?.end();
-    } else {
-      if (reason !== "refused") this.deps.drops.count(`tcp_peer_${reason}`);
-      this.terminateHost();
-    }
-    this.finish();
-  }
-
-  protected terminateHost(): void {
-    const sock = this.sock;
-    this.sock = undefined;
-    this.hostClosed = true;
-    sock?.terminate();
-  }
-
-  /** Hook for subclasses: release their own timers. */
-  protected releaseTimers(): void {}
-
-  protected finish(): void {
-    if (this.finished) return;
-    this.finished = true;
-    this.releaseTimers();
-    this.pending = EMPTY;
-    // The host socket closes on its own after end(); its close event is then ignored.
-    this.deps.onFinished(this);
-  }
-}
 
 /** One TCP flow from the peer, bridged to a host socket made with Bun.connect. */
 export class TcpBridge extends TcpRelay {
@@ -449,27 +191,6 @@ export class TcpBridge extends TcpRelay {
     this.finish();
   }
 }
-
-/**
- * Shared by every relay: Bun passes the relay as socket.data, so no closures per connection.
- * open/connectError are the outgoing connect's; a listener supplies its own open.
- */
-export const relayHandlers: SocketHandler<TcpRelay, "uint8array"> = {
-  binaryType: "uint8array",
-  data: (s, d) => s.data.hostData(d),
-  drain: (s) => s.data.hostDrained(),
-  end: (s) => s.data.hostEnded(),
-  close: (s, e) => {
-    s.data.hostFdClosed();
-    s.data.hostSocketClosed(e);
-  },
-  // Called when a handler threw: the flow's state is unknown, so close it abortively.
-  error: (s, e) => {
-    s.terminate();
-    s.data.hostFdClosed();
-    s.data.hostSocketClosed(e);
-  },
-};
 
 const connectHandlers: SocketHandler<TcpRelay, "uint8array"> = {
   ...relayHandlers,

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import type { Socket, TCPSocketListener } from "bun";
 import { Gateway } from "../../src/gateway/gateway.ts";
-import { MAX_SOCKET_READ } from "../../src/gateway/tcp-bridge.ts";
+import { MAX_SOCKET_READ } from "../../src/gateway/tcp-relay.ts";
 import { type Clock, realClock, VirtualClock } from "../../src/util/clock.ts";
 import { silentLogger } from "../../src/util/log.ts";
 import { FakeConn, FakeNetstack, until, v4 } from "./gateway-fakes.ts";
