@@ -10,7 +10,8 @@
  *                repeatable, checked in file order), TCPBufferSize, UDPIdleTimeout,
  *                TransmitQueueCapacity.
  *   [Peer]       PublicKey, PresharedKey, AllowedIPs (comma-separated; repeatable), Endpoint
- *                (IP:PORT), PersistentKeepalive (seconds or off); any number of them.
+ *                (IP:PORT, [IPv6]:PORT or HOST:PORT), PersistentKeepalive (seconds or off); any
+ *                number of them. A HOST is resolved once at startup (config-hosts.ts), as wg-quick does.
  *
  * Keys and section names are case-insensitive; `#` starts a comment. Every problem is one
  * CliError "FILE:LINE: problem" (exit status 2).
@@ -40,7 +41,21 @@ export interface ConfigFile {
   udpIdleTimeout?: number;
   transmitQueueCapacity?: number;
   peers: PeerConfig[];
+  /** Endpoint lines that name a host: peers[peer].endpoint is set once it is resolved. */
+  endpointHosts: EndpointHost[];
 }
+
+export interface EndpointHost {
+  /** Index into ConfigFile.peers. */
+  peer: number;
+  host: string;
+  port: number;
+  line: number;
+}
+
+/** A DNS host name (RFC 1123 labels, optional trailing dot). */
+const HOST_NAME =
+  /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
 const IGNORED_INTERFACE_KEYS = new Set([
   "dns",
@@ -91,7 +106,7 @@ export function parseConfigFile(text: string, file: string): ConfigFile {
   let section: "interface" | "gateway" | "peer" | undefined;
   let sawInterface = false;
   let privateKey: Uint8Array | undefined;
-  let peer: (PeerConfig & { line: number }) | undefined;
+  let peer: ConfigPeer | undefined;
   const out: Omit<ConfigFile, "privateKey"> = {
     listenPort: 0,
     addresses: [],
@@ -99,13 +114,15 @@ export function parseConfigFile(text: string, file: string): ConfigFile {
     incomingUdp: [],
     policy: [],
     peers: [],
+    endpointHosts: [],
   };
   const seen = new Set<string>();
   const peerKeys = new Map<string, number>();
   const finishPeer = () => {
     if (!peer) return;
     if (!peer.publicKey.length) throw new CliError(`${file}:${peer.line}: [Peer] without PublicKey`);
-    const { line, ...cfg } = peer;
+    const { line, endpointHost, ...cfg } = peer;
+    if (endpointHost) out.endpointHosts.push({ peer: out.peers.length, ...endpointHost });
     out.peers.push(cfg);
     peer = undefined;
   };
@@ -156,7 +173,7 @@ export function parseConfigFile(text: string, file: string): ConfigFile {
       } else if (section === "gateway") {
         gatewayKey(out, key, keyText, value);
       } else {
-        peerKey(peer as PeerConfig, key, keyText, value, peerKeys, lineNo);
+        peerKey(peer as ConfigPeer, key, keyText, value, peerKeys, lineNo);
       }
     } catch (e) {
       if (e instanceof LineError) throw new CliError(`${file}:${lineNo}: ${e.message}`);
@@ -216,8 +233,11 @@ function gatewayKey(out: Omit<ConfigFile, "privateKey">, key: string, keyText: s
   }
 }
 
+/** A [Peer] being read: its header line, and its Endpoint's host name until that is resolved. */
+type ConfigPeer = PeerConfig & { line: number; endpointHost?: Omit<EndpointHost, "peer"> };
+
 function peerKey(
-  peer: PeerConfig,
+  peer: ConfigPeer,
   key: string,
   keyText: string,
   value: string,
@@ -241,9 +261,16 @@ function peerKey(
         peer.allowedIps?.push(a);
       }
       return;
-    case "endpoint":
-      peer.endpoint = endpoint(value, "Endpoint");
+    case "endpoint": {
+      const named = /^([^:[\]]+):(\d{1,5})$/.exec(value);
+      // All-digit names ("1.2.3") are malformed IPs, not hosts: getaddrinfo would read them as inet_aton.
+      const host = named?.[1] as string;
+      if (named && !isIP(host) && !/^[\d.]+$/.test(host) && HOST_NAME.test(host)) {
+        const port = integer(named[2] as string, "Endpoint port", 1, 65535);
+        peer.endpointHost = { host, port, line: lineNo };
+      } else peer.endpoint = endpoint(value, "Endpoint");
       return;
+    }
     case "persistentkeepalive":
       peer.persistentKeepalive = value.toLowerCase() === "off" ? 0 : integer(value, "PersistentKeepalive", 0, 65535);
       return;

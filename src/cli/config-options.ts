@@ -22,6 +22,12 @@ export function gatewayOptionsFromConfig(r: FlagReader, ctx: ParseContext): Gate
     if (r.has(f)) throw new CliError(`${r.name(f)} cannot be combined with ${r.name("config")} (set it in the file)`);
   }
   const cfg = parseConfigFile(readKeyFile(file, r.name("config"), ctx), file);
+  const peers = cfg.peers.map((p) => ({ ...p }));
+  for (const h of cfg.endpointHosts) {
+    const address = ctx.hosts?.get(h.host);
+    if (address === undefined) throw new CliError(`${file}:${h.line}: Endpoint host "${h.host}" was not resolved`);
+    (peers[h.peer] as (typeof peers)[number]).endpoint = { address, port: h.port };
+  }
   const common = parseCommon(r, ctx.env);
   const own = gatewayAddress(cfg);
   const dns = r.has("dns")
@@ -37,7 +43,7 @@ export function gatewayOptionsFromConfig(r: FlagReader, ctx: ParseContext): Gate
     ...common,
     mode: "wireguard" as const,
     privateKey: cfg.privateKey,
-    peers: cfg.peers,
+    peers,
     bind: r.endpoint("bind-ip-port", true) ?? { address: cfg.bindAddress ?? "0.0.0.0", port: cfg.listenPort },
     dns,
     pingable,

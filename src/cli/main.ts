@@ -14,9 +14,10 @@ import { listPeers, loosePeerFiles } from "../state/peers.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { StartupError } from "../util/startup.ts";
 import { generatePrivateKey, keyToBase64, publicKeyOf } from "../wireguard/keys.ts";
+import { type LookupHost, parseGatewayArgsResolvingHosts } from "./config-hosts.ts";
 import { KEYTOOL_FLAGS, REPLAY_FLAGS } from "./flags.ts";
 import { helpWidth } from "./help.ts";
-import { CliError, FlagReader, parseFlags, parseGatewayArgs, parseKeyFor, type ReadTextFile } from "./parse.ts";
+import { CliError, FlagReader, parseFlags, parseKeyFor, type ReadTextFile } from "./parse.ts";
 import { type ProgramActions, runProgram } from "./program.ts";
 import { resolveUapi } from "./uapi-path.ts";
 import { type InterfaceList, parseUpArgs, peerEndpointFor, renderPeerConfig, upGatewayOptions } from "./up.ts";
@@ -35,6 +36,8 @@ export interface CliIo {
   interfaces: () => InterfaceList;
   /** The terminal's width when stdout is a TTY (help wraps to it), else undefined. */
   columns?: () => number | undefined;
+  /** Resolves a config file's Endpoint host names; default: the system resolver. */
+  lookupHost?: LookupHost;
 }
 
 export const processIo: CliIo = {
@@ -56,7 +59,7 @@ function oneLine(text: string): string {
 export async function runCli(argv: readonly string[], io: CliIo = processIo): Promise<number> {
   const actions: ProgramActions = {
     main: async (args) => {
-      const options = parseGatewayArgs(args, io);
+      const options = await parseGatewayArgsResolvingHosts(args, io, io.lookupHost);
       const log = createLogger(options.logLevel, { format: options.logFormat });
       if (options.mode === "gue") log.warn("GUE/FOU mode: packets travel unencrypted and unauthenticated");
       return await serve(options, log);

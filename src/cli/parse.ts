@@ -221,6 +221,8 @@ export type ReadTextFile = (path: string) => string;
 export interface ParseContext {
   env: Record<string, string | undefined>;
   readFile: ReadTextFile;
+  /** Addresses of the host names a --config file's Endpoint lines give (see config-hosts.ts). */
+  hosts?: ReadonlyMap<string, string>;
 }
 
 export function readKeyFile(path: string, what: string, ctx: ParseContext): string {

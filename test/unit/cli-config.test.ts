@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { parseConfigFile } from "../../src/cli/config-file.ts";
+import { parseGatewayArgsResolvingHosts } from "../../src/cli/config-hosts.ts";
 import { runCli } from "../../src/cli/main.ts";
 import { CliError, type ParseContext, parseGatewayArgs } from "../../src/cli/parse.ts";
 import { keyToBase64 } from "../../src/wireguard/keys.ts";
@@ -172,9 +173,19 @@ describe("config file (wg-quick INI)", () => {
       'f.conf:5: AllowedIPs "10.0.0.0/33" is not an IP prefix',
     ],
     [
-      "hostname endpoint",
-      `[Interface]\nPrivateKey = ${GW_PRIV}\n[Peer]\nPublicKey = ${PEER_PUB}\nEndpoint = vpn.example:51820\n`,
-      'f.conf:5: invalid Endpoint "vpn.example:51820"',
+      "endpoint without a port",
+      `[Interface]\nPrivateKey = ${GW_PRIV}\n[Peer]\nPublicKey = ${PEER_PUB}\nEndpoint = vpn.example\n`,
+      'f.conf:5: invalid Endpoint "vpn.example"',
+    ],
+    [
+      "endpoint host that is a malformed IP",
+      `[Interface]\nPrivateKey = ${GW_PRIV}\n[Peer]\nPublicKey = ${PEER_PUB}\nEndpoint = 10.1.2:51820\n`,
+      'f.conf:5: invalid Endpoint "10.1.2:51820": "10.1.2" is not an IP address',
+    ],
+    [
+      "endpoint host with port 0",
+      `[Interface]\nPrivateKey = ${GW_PRIV}\n[Peer]\nPublicKey = ${PEER_PUB}\nEndpoint = localhost:0\n`,
+      'f.conf:5: Endpoint port "0" is not an integer from 1 to 65535',
     ],
     [
       "bad keepalive",
@@ -217,5 +228,62 @@ describe("config file (wg-quick INI)", () => {
     });
     expect(code).toBe(2);
     expect(lines.join("")).toBe("wgslirpy: error: f.conf:5: PublicKey is not a base64 32-byte key\n");
+  });
+
+  const HOSTS = `[Interface]\nPrivateKey = ${GW_PRIV}\n[Peer]\nPublicKey = ${PEER_PUB}\nEndpoint = localhost:40001\n[Peer]\nPublicKey = ${PEER2_PUB}\nEndpoint = peer.invalid:51820\n`;
+
+  test("Endpoint HOST:PORT is kept for resolution at startup, with its line", () => {
+    const cfg = parseConfigFile(HOSTS, "f.conf");
+    expect(cfg.endpointHosts).toEqual([
+      { peer: 0, host: "localhost", port: 40001, line: 5 },
+      { peer: 1, host: "peer.invalid", port: 51820, line: 8 },
+    ]);
+    expect(cfg.peers[0]!.endpoint).toBeUndefined();
+    expect(err(() => parseGatewayArgs(["-c", "f.conf"], ctx({ "f.conf": HOSTS })))).toBe(
+      'f.conf:5: Endpoint host "localhost" was not resolved',
+    );
+  });
+
+  test("host names resolve once each through the injected resolver", async () => {
+    const asked: string[] = [];
+    const text = HOSTS.replace("peer.invalid", "localhost");
+    const opts = await parseGatewayArgsResolvingHosts(["-c", "f.conf"], ctx({ "f.conf": text }), async (name) => {
+      asked.push(name);
+      return "127.0.0.9";
+    });
+    expect(asked).toEqual(["localhost"]);
+    expect(opts.peers!.map((p) => p.endpoint)).toEqual([
+      { address: "127.0.0.9", port: 40001 },
+      { address: "127.0.0.9", port: 51820 },
+    ]);
+  });
+
+  test("localhost resolves through the system resolver (/etc/hosts)", async () => {
+    const text = HOSTS.replace("peer.invalid:51820", "127.0.0.1:51820");
+    const opts = await parseGatewayArgsResolvingHosts(["-c", "f.conf"], ctx({ "f.conf": text }));
+    expect(["127.0.0.1", "::1"]).toContain(opts.peers![0]!.endpoint!.address);
+    expect(opts.peers![0]!.endpoint!.port).toBe(40001);
+    expect(opts.peers![1]!.endpoint).toEqual({ address: "127.0.0.1", port: 51820 });
+  });
+
+  test("a name that does not resolve: one line naming file and line, exit 2", async () => {
+    const lines: string[] = [];
+    const code = await runCli(["-c", "f.conf"], {
+      env: {},
+      stdout: () => {},
+      stderr: (t) => lines.push(t),
+      readFile: () => HOSTS,
+      readStdin: async () => "",
+      home: () => "/nonexistent",
+      interfaces: () => ({}),
+      lookupHost: async (name) => {
+        if (name === "localhost") return "127.0.0.1";
+        throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${name}`), { code: "ENOTFOUND" });
+      },
+    });
+    expect(code).toBe(2);
+    expect(lines.join("")).toBe(
+      'wgslirpy: error: f.conf:8: Endpoint host "peer.invalid" does not resolve (ENOTFOUND)\n',
+    );
   });
 });
