@@ -390,13 +390,13 @@ function wireguardPeers(options: GatewayOptions): PeerConfig[] {
   ];
 }
 
-/** How logs name a peer: its name when it has one, else its public key, shortened. */
 /** A peer's metric labels: its public key (as `wg show` prints it), and its name when it has one. */
 function peerMetricLabels(peer: Peer): Record<string, string> {
   const key = keyToBase64(peer.publicKey);
   return peer.name ? { peer: key, name: peer.name } : { peer: key };
 }
 
+/** How logs name a peer: its name when it has one, else its public key, shortened. */
 function peerLabel(peer: Peer): string {
   const key = `${keyToBase64(peer.publicKey).slice(0, 8)}…`;
   return peer.name ? `peer ${peer.name} (${key})` : `peer ${key}`;
