@@ -19,9 +19,9 @@
 import { isIP } from "node:net";
 import { PolicyParseError, parseRule } from "../gateway/policy.ts";
 import type { ForwardSpec, PeerConfig, PolicyRuleSpec } from "../options.ts";
-import { type Endpoint, EndpointParseError, parseEndpoint } from "../util/endpoint.ts";
+import { type Endpoint, EndpointParseError, parseEndpoint, splitHostPort } from "../util/endpoint.ts";
 import { parsePrefix } from "../wireguard/allowed-ips.ts";
-import { KEY_LENGTH } from "../wireguard/keys.ts";
+import { KEY_LENGTH, KeyError, parseKey } from "../wireguard/keys.ts";
 import { CliError, parseForward } from "./parse.ts";
 
 export interface ConfigFile {
@@ -52,10 +52,7 @@ export interface EndpointHost {
   port: number;
   line: number;
 }
-
-/** A DNS host name (RFC 1123 labels, optional trailing dot). */
-const HOST_NAME =
-  /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+/^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
 const IGNORED_INTERFACE_KEYS = new Set([
   "dns",
@@ -71,10 +68,13 @@ const IGNORED_INTERFACE_KEYS = new Set([
 class LineError extends Error {}
 
 function key32(value: string, what: string): Uint8Array {
-  const t = value.trim();
-  const bytes = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/.test(t) ? Buffer.from(t, "base64") : undefined;
-  if (!bytes || bytes.length !== KEY_LENGTH) throw new LineError(`${what} is not a base64 ${KEY_LENGTH}-byte key`);
-  return new Uint8Array(bytes);
+  try {
+    return parseKey(value, what);
+  } catch (e) {
+    // Not KeyError's message: it quotes the text, and a private key must not reach the terminal.
+    if (e instanceof KeyError) throw new LineError(`${what} is not a base64 ${KEY_LENGTH}-byte key`);
+    throw e;
+  }
 }
 
 function integer(value: string, what: string, min: number, max: number): number {
@@ -262,12 +262,11 @@ function peerKey(
       }
       return;
     case "endpoint": {
-      const named = /^([^:[\]]+):(\d{1,5})$/.exec(value);
-      // All-digit names ("1.2.3") are malformed IPs, not hosts: getaddrinfo would read them as inet_aton.
-      const host = named?.[1] as string;
-      if (named && !isIP(host) && !/^[\d.]+$/.test(host) && HOST_NAME.test(host)) {
-        const port = integer(named[2] as string, "Endpoint port", 1, 65535);
-        peer.endpointHost = { host, port, line: lineNo };
+      // A name (not a malformed IP such as "1.2.3", which getaddrinfo would read as inet_aton does).
+      const hp = splitHostPort(value);
+      if (hp && !isIP(hp.host) && !/^[\d.]+$/.test(hp.host)) {
+        if (hp.port === 0) throw new LineError(`Endpoint "${value}": port must not be 0`);
+        peer.endpointHost = { host: hp.host, port: hp.port, line: lineNo };
       } else peer.endpoint = endpoint(value, "Endpoint");
       return;
     }

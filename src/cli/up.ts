@@ -8,10 +8,9 @@
  * - Endpoint: --public-endpoint, else the bind address; for a wildcard bind (0.0.0.0 / ::) the
  *   first non-loopback IPv4 address of this host (127.0.0.1 if none), marked as a guess.
  */
-import { isIP } from "node:net";
 import type { GatewayOptions } from "../options.ts";
 import type { QuickStartKeys } from "../state/keys.ts";
-import { type Endpoint, formatEndpoint } from "../util/endpoint.ts";
+import { type Endpoint, formatEndpoint, splitHostPort } from "../util/endpoint.ts";
 import { keyToBase64 } from "../wireguard/keys.ts";
 import { UP_FLAGS } from "./flags.ts";
 import { CliError, dropUndefined, FlagReader, parseCommon, parseFlags } from "./parse.ts";
@@ -67,11 +66,8 @@ function parsePeerCommand(r: FlagReader): PeerCommand | undefined {
 
 /** HOST:PORT where HOST is a DNS name, an IPv4 literal or a bracketed IPv6 literal. */
 export function parsePublicEndpoint(text: string, what: string): string {
-  const m = /^(\[([^\]]+)\]|([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)):(\d{1,5})$/.exec(text);
-  const port = m ? Number(m[4]) : 0;
-  if (!m || port < 1 || port > 65535 || (m[2] !== undefined && isIP(m[2]) !== 6)) {
-    throw new CliError(`invalid ${what} "${text}": expected HOST:PORT or [IPv6]:PORT`);
-  }
+  const hp = splitHostPort(text);
+  if (!hp || hp.port === 0) throw new CliError(`invalid ${what} "${text}": expected HOST:PORT or [IPv6]:PORT`);
   return text;
 }
 

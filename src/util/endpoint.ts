@@ -20,6 +20,18 @@ export function parseEndpoint(text: string, what = "socket address"): Endpoint {
   return { address, port };
 }
 
+/**
+ * Split "HOST:PORT", HOST being a DNS name, an IPv4 literal or a bracketed IPv6 literal (brackets
+ * removed). Undefined when the text is not of that shape; the port may be 0 (callers decide).
+ */
+export function splitHostPort(text: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[3]) : -1;
+  if (!m || port > 65535) return undefined;
+  if (m[1] !== undefined) return isIP(m[1]) === 6 ? { host: m[1], port } : undefined;
+  return { host: m[2] as string, port };
+}
+
 export function formatEndpoint(e: Endpoint): string {
   return e.address.includes(":") ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
 }

@@ -185,7 +185,7 @@ describe("config file (wg-quick INI)", () => {
     [
       "endpoint host with port 0",
       `[Interface]\nPrivateKey = ${GW_PRIV}\n[Peer]\nPublicKey = ${PEER_PUB}\nEndpoint = localhost:0\n`,
-      'f.conf:5: Endpoint port "0" is not an integer from 1 to 65535',
+      'f.conf:5: Endpoint "localhost:0": port must not be 0',
     ],
     [
       "bad keepalive",
