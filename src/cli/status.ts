@@ -4,10 +4,11 @@
  * transfer — in the spirit of `wg show`.
  */
 import { readFileSync } from "node:fs";
-import { resolveStateDir } from "../state/keys.ts";
+import { join } from "node:path";
+import { PEER_KEY_FILE, resolveStateDir } from "../state/keys.ts";
 import { listPeers } from "../state/peers.ts";
 import { answerErrno, parseUapiGet, UapiClientError, uapiRequest } from "../uapi/client.ts";
-import { publicKeyOf } from "../wireguard/keys.ts";
+import { keyToBase64, parseKey, publicKeyOf } from "../wireguard/keys.ts";
 import { STATUS_FLAGS } from "./flags.ts";
 import { CliError, FlagReader, parseFlags } from "./parse.ts";
 import { parseUapiFlags, resolveUapi } from "./uapi-path.ts";
@@ -35,12 +36,9 @@ function ago(seconds: number): string {
 function knownNames(stateDir: string): Map<string, string> {
   const names = new Map<string, string>();
   try {
-    for (const p of listPeers(stateDir)) names.set(Buffer.from(p.publicKey).toString("base64"), p.name);
-    const text = readFileSync(`${stateDir}/peer.key`, "utf8");
-    names.set(
-      Buffer.from(publicKeyOf(new Uint8Array(Buffer.from(text.trim(), "base64")))).toString("base64"),
-      "quick-start",
-    );
+    for (const p of listPeers(stateDir)) names.set(keyToBase64(p.publicKey), p.name);
+    const peerKey = parseKey(readFileSync(join(stateDir, PEER_KEY_FILE), "utf8"));
+    names.set(keyToBase64(publicKeyOf(peerKey)), "quick-start");
   } catch {
     // Names are a convenience: a gateway started with --config has none.
   }
@@ -51,10 +49,7 @@ export function renderStatus(answer: string, path: string, names: Map<string, st
   const { device, peers } = parseUapiGet(answer);
   const priv = device.get("private_key");
   const lines = [`interface: ${path}`];
-  if (priv)
-    lines.push(
-      `  public key: ${Buffer.from(publicKeyOf(new Uint8Array(Buffer.from(priv, "hex")))).toString("base64")}`,
-    );
+  if (priv) lines.push(`  public key: ${keyToBase64(publicKeyOf(new Uint8Array(Buffer.from(priv, "hex"))))}`);
   lines.push(`  listening port: ${device.get("listen_port") ?? "(none)"}`);
   let up = 0;
   const blocks: string[] = [];
