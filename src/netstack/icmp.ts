@@ -133,15 +133,10 @@ export class IcmpLayer {
     const hl = v4 ? 20 : 40;
     const length = 8 + data.length;
     const reply = this.output.allocate(from, to, v4 ? IPPROTO_ICMP : IPPROTO_ICMPV6, length);
-    reply[hl] = v4 ? ICMPV4_ECHO_REPLY : ICMPV6_ECHO_REPLY;
-    reply[hl + 1] = 0;
-    reply[hl + 4] = id >> 8;
-    reply[hl + 5] = id & 0xff;
-    reply[hl + 6] = seq >> 8;
-    reply[hl + 7] = seq & 0xff;
     reply.set(data, hl + 8);
-    if (v4) writeIcmpv4Checksum(reply, hl, length);
-    else writeIcmpv6Checksum(reply, hl, length, from, to);
+    const idSeq = ((id << 16) | seq) >>> 0;
+    if (v4) emitIcmpv4(reply, hl, length, ICMPV4_ECHO_REPLY, 0, idSeq);
+    else emitIcmpv6(reply, hl, length, from, to, ICMPV6_ECHO_REPLY, 0, idSeq);
     this.output.send(reply);
   }
 
@@ -166,8 +161,8 @@ export class IcmpLayer {
   /**
    * RFC 1122 §3.2.2 / RFC 1812 §4.3.2.7: no error about an ICMP error, a non-initial fragment, a
    * packet to a broadcast/multicast address, or from an address that does not name one host.
+   * `from`: the source (default: the original's destination); `limited`: take from the error bucket.
    */
-  /** `from`: the source (default: the original's destination); `limited`: take from the error bucket. */
   private sendErrorV4(original: Uint8Array, type: number, code: number, from?: IpAddr, limited = !from): void {
     if (Ipv4View.check(original) !== null) {
       this.countDrop("icmp-error-bad-original");

@@ -103,6 +103,13 @@ describe("Netstack echo", () => {
     expect(h.sent).toEqual([ECHO_REPLY_V6]);
   });
 
+  test("sendEchoReply (a forwarded ping's answer, built from parts) is the same bytes, v4 and v6", () => {
+    const data = (ping: string, icmpAt: number) => hex(ping).subarray(icmpAt + 8);
+    h.stack.sendEchoReply(ip("127.0.0.1"), ip("127.0.0.1"), 0x4cd7, 1, data(LINUX_PING, 20));
+    h.stack.sendEchoReply(ip("::1"), ip("::1"), 0x4cd8, 1, data(LINUX_PING6, 40));
+    expect(h.sent).toEqual([ECHO_REPLY_V4, ECHO_REPLY_V6]);
+  });
+
   test("does not answer when the handler declines", () => {
     h = harness({ answerEcho: false });
     h.stack.receive(hex(LINUX_PING));
