@@ -22,7 +22,7 @@ import { PingTracker } from "./pingable.ts";
 import { DenialLog, type DestinationPolicy } from "./policy.ts";
 import { type Resolver, SystemResolver } from "./resolver.ts";
 import { ReverseTcpForward, ReverseUdpForward } from "./reverse.ts";
-import { TcpBridge } from "./tcp-bridge.ts";
+import { TcpBridge, type TcpBridgeDeps } from "./tcp-bridge.ts";
 import { UdpNat, type UdpNatDeps } from "./udp-nat.ts";
 
 export interface GatewayConfig {
@@ -110,7 +110,8 @@ export class Gateway implements NetstackHandlers {
   private readonly dnsTcp = new Set<DnsTcpSession>();
   private readonly ping: PingTracker | undefined;
   private readonly pingRelay: PingRelay | undefined;
-  private readonly tcpConnectTimeoutMs: number;
+  /** Shared by every outgoing TCP flow (nothing in it is per flow: no closures per connect). */
+  private readonly tcpBridgeDeps: TcpBridgeDeps;
   private readonly policy: DestinationPolicy | undefined;
   private readonly denials: DenialLog;
   private readonly reverseTcp: ReverseTcpForward[];
@@ -127,7 +128,6 @@ export class Gateway implements NetstackHandlers {
     this.netstack = config.netstack;
     this.log = config.log;
     this.table = new NatTable(config.log);
-    this.tcpConnectTimeoutMs = config.tcpConnectTimeoutMs ?? DEFAULT_TCP_CONNECT_TIMEOUT_MS;
     this.policy = config.policy;
     this.denials = new DenialLog(config.clock, config.log);
     this.fdLimit = config.fdLimit ?? readFdLimit();
@@ -135,6 +135,16 @@ export class Gateway implements NetstackHandlers {
     this.peerOf = config.peerOf ?? (() => "");
     this.throttle = new LogThrottle(config.clock);
     const warn = (key: string, line: () => string) => this.warn(key, line);
+    this.tcpBridgeDeps = {
+      clock: config.clock,
+      log: this.log,
+      drops: this.drops,
+      connectTimeoutMs: config.tcpConnectTimeoutMs ?? DEFAULT_TCP_CONNECT_TIMEOUT_MS,
+      onFinished: (b) => this.table.remove(b),
+      sendUnreachable: (original, kind) => this.netstack?.sendUnreachable(original, kind),
+      fdsExhausted: () => this.fdsExhausted(),
+      warn,
+    };
     const reverseDeps = {
       clock: config.clock,
       log: config.log,
@@ -242,16 +252,7 @@ export class Gateway implements NetstackHandlers {
       return;
     }
     const key = tcpNatKey(flow.src, flow.srcPort, flow.dst, flow.dstPort);
-    const bridge = new TcpBridge(key, conn, {
-      clock: this.config.clock,
-      log: this.log,
-      drops: this.drops,
-      connectTimeoutMs: this.tcpConnectTimeoutMs,
-      onFinished: (b) => this.table.remove(b),
-      sendUnreachable: (original, kind) => this.netstack?.sendUnreachable(original, kind),
-      fdsExhausted: () => this.fdsExhausted(),
-      warn: (k, line) => this.warn(k, line),
-    });
+    const bridge = new TcpBridge(key, conn, this.tcpBridgeDeps);
     const ticket = this.budget.tryConnect(this.peerOf(flow.src), () => bridge.evict());
     if (typeof ticket === "string") {
       this.drops.count("tcp_over_budget");
