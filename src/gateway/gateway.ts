@@ -21,7 +21,8 @@ import { type EchoTransport, PingSockets } from "./ping-sockets.ts";
 import { PingTracker } from "./pingable.ts";
 import { DenialLog, type DestinationPolicy } from "./policy.ts";
 import { type Resolver, SystemResolver } from "./resolver.ts";
-import { ReverseTcpForward, ReverseUdpForward } from "./reverse.ts";
+import { ReverseTcpForward } from "./reverse.ts";
+import { ReverseUdpForward } from "./reverse-udp.ts";
 import { TcpBridge, type TcpBridgeDeps } from "./tcp-bridge.ts";
 import { UdpNat, type UdpNatDeps } from "./udp-nat.ts";
 
