@@ -281,6 +281,7 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
             const old = transport;
             transport = next;
             old.close();
+            next.inheritStats(old.stats);
             policy.setListeners(ownListeners());
           }),
         )

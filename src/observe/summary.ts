@@ -57,7 +57,7 @@ export class StatsSummary {
     const now = this.clock.now();
     const s = this.sample();
     const seconds = Math.max(1e-3, (now - this.lastAt) / 1000);
-    // Never negative: the counters restart when the UDP socket is replaced (wg set listen-port).
+    // Never negative, should a counter ever restart (a replaced UDP socket inherits its predecessor's).
     const inPerS = Math.max(0, s.bytesIn - this.last.bytesIn) / seconds;
     const outPerS = Math.max(0, s.bytesOut - this.last.bytesOut) / seconds;
     this.log.info(summaryLine(s, inPerS, outPerS));

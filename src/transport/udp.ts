@@ -95,6 +95,11 @@ export class UdpTransport implements DatagramTransport {
     return this.closedFlag;
   }
 
+  /** Take over the counters of the socket this one replaces (wg set listen-port): they stay cumulative. */
+  inheritStats(from: UdpTransportStats): void {
+    for (const k of Object.keys(this.stats) as (keyof UdpTransportStats)[]) this.stats[k] += from[k];
+  }
+
   /** Datagrams waiting for the next flush. */
   get pending(): number {
     return this.queued;

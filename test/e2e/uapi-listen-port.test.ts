@@ -68,3 +68,40 @@ test("listen_port rebinds the UDP socket; get reports the new port; a client han
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("listen_port rebind keeps the UDP socket's counters cumulative (/metrics never goes back)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "wgslirpy-uapi-port-"));
+  const gwKey = generatePrivateKey();
+  const clientKey = generatePrivateKey();
+  const sock = join(dir, "gw.sock");
+  const gw = await startGateway({
+    ...testGatewayOptions(gwKey, clientKey, { statsListen: { address: "127.0.0.1", port: 0 } }),
+    uapi: { path: sock, required: true },
+  });
+  const bytesIn = async (): Promise<number> => {
+    const text = await (await fetch(`http://127.0.0.1:${gw.statsLocal?.port}/metrics`)).text();
+    const m = /\nwgslirpy_transport_bytes_in(?:_total)? (\d+)\n/.exec(text);
+    if (!m) throw new Error("no wgslirpy_transport_bytes_in in /metrics");
+    return Number(m[1]);
+  };
+  const client = await TestClient.connect({
+    privateKey: clientKey,
+    gatewayPublicKey: publicKeyOf(gwKey),
+    gateway: gw.local,
+  });
+  try {
+    await client.handshake();
+    const before = await bytesIn();
+    expect(before).toBeGreaterThanOrEqual(148); // at least the handshake initiation
+    const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const freePort = probe.port;
+    probe.stop(true);
+    expect(answerErrno(await uapiRequest(sock, `set=1\nlisten_port=${freePort}\n\n`))).toBe(0);
+    expect(gw.local.port).toBe(freePort);
+    expect(await bytesIn()).toBeGreaterThanOrEqual(before);
+  } finally {
+    client.close();
+    await gw.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
