@@ -19,7 +19,7 @@ import { Netstack } from "./netstack/stack.ts";
 import { AUTOTUNE_MAX_BUFFER_SIZE } from "./netstack/tcp/constants.ts";
 import { TcpLayer } from "./netstack/tcp/layer.ts";
 import { LABELLED, toPrometheus } from "./observe/metrics.ts";
-import { peerLogEvents, RejectionReporter } from "./observe/peer-log.ts";
+import { peerLabel, peerLogEvents, peerMetricLabels, RejectionReporter } from "./observe/peer-log.ts";
 import { startStatsServer } from "./observe/stats-server.ts";
 import { StatsSummary } from "./observe/summary.ts";
 import type { GatewayOptions, PeerConfig } from "./options.ts";
@@ -389,18 +389,6 @@ function wireguardPeers(options: GatewayOptions): PeerConfig[] {
       allowedIps: ["0.0.0.0/0", "::/0"],
     },
   ];
-}
-
-/** A peer's metric labels: its public key (as `wg show` prints it), and its name when it has one. */
-function peerMetricLabels(peer: Peer): Record<string, string> {
-  const key = keyToBase64(peer.publicKey);
-  return peer.name ? { peer: key, name: peer.name } : { peer: key };
-}
-
-/** How logs name a peer: its name when it has one, else its public key, shortened. */
-function peerLabel(peer: Peer): string {
-  const key = `${keyToBase64(peer.publicKey).slice(0, 8)}…`;
-  return peer.name ? `peer ${peer.name} (${key})` : `peer ${key}`;
 }
 
 /** The start line's peer part: its key (public, shortened) and where we expect it. */

@@ -6,6 +6,8 @@
 import type { Clock, Timer } from "../util/clock.ts";
 import { type Endpoint, formatEndpoint } from "../util/endpoint.ts";
 import type { Logger } from "../util/log.ts";
+import { keyToBase64 } from "../wireguard/keys.ts";
+import type { Peer } from "../wireguard/peer.ts";
 import type { RefusedHandshake, TunnelEvents } from "../wireguard/tunnel.ts";
 
 /** One warning per this many ms, at most, for refused handshakes. */
@@ -80,4 +82,16 @@ export function peerLogEvents(log: Logger, peer: string, rejections: RejectionRe
       rejections.add(reason, from);
     },
   };
+}
+
+/** A peer's metric labels: its public key (as `wg show` prints it), and its name when it has one. */
+export function peerMetricLabels(peer: Peer): Record<string, string> {
+  const key = keyToBase64(peer.publicKey);
+  return peer.name ? { peer: key, name: peer.name } : { peer: key };
+}
+
+/** How logs name a peer: its name when it has one, else its public key, shortened. */
+export function peerLabel(peer: Peer): string {
+  const key = `${keyToBase64(peer.publicKey).slice(0, 8)}…`;
+  return peer.name ? `peer ${peer.name} (${key})` : `peer ${key}`;
 }
