@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { compiledBinary } from "../../harness/compiled.ts";
+import { run as runCommand } from "../../harness/netns.ts";
 import { generatePrivateKey, keyToBase64, parseKey, publicKeyOf } from "../../src/wireguard/keys.ts";
 import { readAll, TestClient, until, writeAll } from "./client.ts";
 
@@ -17,19 +18,8 @@ beforeAll(async () => {
 }, 120_000);
 
 async function run(args: string[], stdin?: string) {
-  const p = Bun.spawn([bin, ...args], {
-    cwd: "/",
-    env: { PATH: process.env.PATH ?? "" },
-    stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin),
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(p.stdout).text(),
-    new Response(p.stderr).text(),
-    p.exited,
-  ]);
-  return { code, stdout, stderr };
+  const r = await runCommand([bin, ...args], { cwd: "/", env: { PATH: process.env.PATH ?? "" }, input: stdin });
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 
 describe("compiled binary", () => {

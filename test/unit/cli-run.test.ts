@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import SEED from "../../fixtures/keys/seed-readme.json";
+import { run as runCommand } from "../../harness/netns.ts";
 import { parseUpArgs, upGatewayOptions } from "../../src/cli/up.ts";
 import {
   GATEWAY_KEY_FILE,
@@ -30,18 +31,11 @@ interface Run {
 }
 
 async function run(args: string[], opts: { env?: Record<string, string>; stdin?: string } = {}): Promise<Run> {
-  const p = Bun.spawn(["bun", CLI, ...args], {
+  const r = await runCommand(["bun", CLI, ...args], {
     env: { PATH: process.env.PATH ?? "", HOME: tmp, NO_COLOR: "1", ...opts.env },
-    stdin: opts.stdin === undefined ? "ignore" : new TextEncoder().encode(opts.stdin),
-    stdout: "pipe",
-    stderr: "pipe",
+    input: opts.stdin,
   });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(p.stdout).text(),
-    new Response(p.stderr).text(),
-    p.exited,
-  ]);
-  return { code, stdout, stderr };
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 
 describe("wgslirpy: bad input exits 2 with one stderr line", () => {
