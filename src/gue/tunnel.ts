@@ -116,7 +116,8 @@ export class GueTunnel implements IpLink {
     this.transport.onDatagram = () => {};
   }
 
-  send(packet: Uint8Array): void {
+  /** An owned packet goes to the transport as it is; any other is copied (the transport queues). */
+  send(packet: Uint8Array, owned = false): void {
     if (!this.running) return;
     const to = this.current;
     if (!to) {
@@ -129,8 +130,8 @@ export class GueTunnel implements IpLink {
     }
     this.stats.packetsOut++;
     this.stats.bytesOut += packet.byteLength;
-    // The transport queues until the poll's flush and the caller may reuse `packet`: copy.
-    this.transport.send(packet.slice(), to);
+    // The transport queues until the poll's flush and the caller may reuse a packet it still owns.
+    this.transport.send(owned ? packet : packet.slice(), to);
   }
 
   /** Handle one outer datagram (also the transport's onDatagram after start()). */

@@ -17,18 +17,23 @@ export const DEFAULT_TTL = 64;
  * The IP layer toward the peer. allocate() returns a new buffer with a complete IP header: for
  * IPv4 the header checksum is filled in at allocate() (every header field is known by then, the
  * upper layer only writes after the header), so send() has nothing left to do for packets that fit.
+ * The packet is a view into a buffer of its own with the link's headroom before it and tailroom
+ * after it, and send() gives that buffer to the link (IpLink.send owned): a WireGuard link seals
+ * it in place, so the same buffer goes from the upper layer to the socket.
  *
  * Packets larger than the MTU:
  * - IPv4: allocate() sets DF only when the packet fits the MTU (so TCP, which sizes segments by
  *   MSS, always gets DF). Oversized packets are sent without DF and send() fragments them
  *   (RFC 791 §3.2); an oversized packet with DF set is dropped ("tx-too-big-df").
  * - IPv6: send() fragments with a fragment header (RFC 8200 §4.5), as the source node may.
- * Fragments are written into one reusable scratch buffer: IpLink.send() must not keep its argument.
+ * Fragments are written into one reusable scratch buffer, sent as not owned (the link copies them).
  */
 export class LinkIpOutput implements IpOutput {
   private ipv4Id = 0;
   private ipv6FragmentId = 0;
   private readonly scratch: Uint8Array;
+  private readonly headroom: number;
+  private readonly tailroom: number;
 
   constructor(
     private readonly link: IpLink,
@@ -37,37 +42,47 @@ export class LinkIpOutput implements IpOutput {
   ) {
     if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new RangeError(`invalid MTU ${mtu}`);
     this.scratch = new Uint8Array(mtu);
+    this.headroom = link.headroom ?? 0;
+    this.tailroom = link.tailroom ?? 0;
+  }
+
+  /** `length` zero bytes with the link's room around them, in an ArrayBuffer of their own. */
+  private buffer(length: number): Uint8Array {
+    const head = this.headroom;
+    if (head === 0 && this.tailroom === 0) return new Uint8Array(length);
+    return new Uint8Array(new ArrayBuffer(head + length + this.tailroom), head, length);
   }
 
   allocate(src: IpAddr, dst: IpAddr, protocol: number, payloadLength: number): Uint8Array {
     if (src.length === 4) {
       const total = 20 + payloadLength;
       if (total > 65535) throw new RangeError(`IPv4 packet of ${total} bytes`);
-      const packet = new Uint8Array(total);
+      const packet = this.buffer(total);
       const id = this.ipv4Id;
       this.ipv4Id = (id + 1) & 0xffff;
       emitIpv4Header(packet, 0, src, dst, protocol, total, id, total <= this.mtu ? IPV4_DF : 0, DEFAULT_TTL);
       return packet;
     }
     if (payloadLength > 65535) throw new RangeError(`IPv6 payload of ${payloadLength} bytes`);
-    const packet = new Uint8Array(IPV6_HEADER + payloadLength);
+    const packet = this.buffer(IPV6_HEADER + payloadLength);
     emitIpv6Header(packet, 0, src, dst, protocol, payloadLength, DEFAULT_TTL);
     return packet;
   }
 
+  /** Takes ownership of `packet` (from allocate()): the caller must not touch it afterwards. */
   send(packet: Uint8Array): void {
     if (packet.length <= this.mtu) {
-      this.emit(packet);
+      this.emit(packet, true);
       return;
     }
     if ((packet[0] as number) >> 4 === 4) this.fragmentV4(packet);
     else this.fragmentV6(packet);
   }
 
-  private emit(packet: Uint8Array): void {
+  private emit(packet: Uint8Array, owned: boolean): void {
     this.stats.packetsOut++;
     this.stats.bytesOut += packet.length;
-    this.link.send(packet);
+    this.link.send(packet, owned);
   }
 
   private fragmentV4(packet: Uint8Array): void {
@@ -93,7 +108,7 @@ export class LinkIpOutput implements IpOutput {
       out[6] = fo >>> 8;
       out[7] = fo & 0xff;
       writeIpv4HeaderChecksum(out, 0);
-      this.emit(out.subarray(0, total));
+      this.emit(out.subarray(0, total), false);
     }
   }
 
@@ -116,7 +131,7 @@ export class LinkIpOutput implements IpOutput {
       out[6] = NH_FRAGMENT;
       emitIpv6FragmentHeader(out, IPV6_HEADER, nextHeader, off, more, id);
       out.set(packet.subarray(IPV6_HEADER + off, IPV6_HEADER + off + len), dataStart);
-      this.emit(out.subarray(0, dataStart + len));
+      this.emit(out.subarray(0, dataStart + len), false);
     }
   }
 }

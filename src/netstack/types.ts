@@ -27,7 +27,8 @@ export function ipHeaderLength(addr: IpAddr): number {
 /**
  * Where upper layers (TCP, UDP, ICMP) write packets, zero-copy: allocate() returns a buffer with the
  * IP header already written; the caller writes its payload at ipHeaderLength(src) (including its own
- * checksum, see src/wire/checksum.ts pseudoHeaderSum) and hands the buffer to send().
+ * checksum, see src/wire/checksum.ts pseudoHeaderSum) and hands the buffer to send(), which takes
+ * it: the caller must not read or write it afterwards (the link may encrypt it in place and keep it).
  */
 export interface IpOutput {
   allocate(src: IpAddr, dst: IpAddr, protocol: number, payloadLength: number): Uint8Array;

@@ -76,13 +76,17 @@ export class PcapWriter {
 
 /**
  * Wraps an IpLink so every inner packet, both directions, is also written to `writer`.
- * The netstack sees the returned link; the tunnel keeps its own.
+ * The netstack sees the returned link; the tunnel keeps its own. The wrapped link's room and
+ * ownership pass through: the record is written (FileSink copies it) before the link encrypts the
+ * packet in place.
  */
 export function tapLink(link: IpLink, writer: PcapWriter): IpLink {
   const tapped: IpLink = {
-    send(packet) {
+    headroom: link.headroom,
+    tailroom: link.tailroom,
+    send(packet, owned) {
       writer.write(packet);
-      link.send(packet);
+      link.send(packet, owned);
     },
     onPacket: () => {},
   };

@@ -25,6 +25,7 @@ import { messageType, parseCookieReply, parseInitiation, parseResponse, transpor
 import { openInitiation } from "./noise.ts";
 import { Peer, type PeerHost, type PeerSettings } from "./peer.ts";
 import { type DropReason, emptyStats, type WireGuardStats } from "./stats.ts";
+import { SEND_HEADROOM, SEND_TAILROOM } from "./transport-seal.ts";
 import { x25519Backend, x25519BackendReason } from "./x25519.ts";
 
 export interface DeviceConfig {
@@ -276,8 +277,12 @@ export class WireGuardDevice implements IpLink, PeerHost {
     this.transport.onDatagram = () => {};
   }
 
+  /** IpLink: room for the transport header, padding and tag, so owned packets seal in place. */
+  readonly headroom = SEND_HEADROOM;
+  readonly tailroom = SEND_TAILROOM;
+
   /** Cryptokey routing on send: the peer whose AllowedIPs hold the destination (longest prefix). */
-  send(packet: Uint8Array): void {
+  send(packet: Uint8Array, owned = false): void {
     if (this.closed) {
       this.stats.drops.closed++;
       return;
@@ -287,7 +292,7 @@ export class WireGuardDevice implements IpLink, PeerHost {
       this.stats.drops.noRoute++;
       return;
     }
-    peer.send(packet);
+    peer.send(packet, owned);
   }
 
   // ---------------------------------------------------------------- receiving

@@ -6,26 +6,23 @@
  */
 import type { Endpoint } from "../util/endpoint.ts";
 import {
-  PADDING_MULTIPLE,
   REJECT_AFTER_TIME,
   REJECT_COUNTER_LIMIT,
   REKEY_AFTER_TIME,
   REKEY_ON_RECEIVE_AGE,
   REKEY_SEND_COUNTER,
   REKEY_TIMEOUT,
-  TAG_SIZE,
-  TRANSPORT_HEADER_SIZE,
 } from "./constants.ts";
 import { CookieGenerator } from "./cookie.ts";
 import type { TunnelEvents } from "./events.ts";
 import { Keypair, Keypairs } from "./keypair.ts";
 import { generatePrivateKey } from "./keys.ts";
-import { writeTransportHeader } from "./messages.ts";
 import { NoiseHandshake } from "./noise.ts";
 import type { Peer } from "./peer.ts";
 import type { PeerHost, PeerSettings } from "./peer-host.ts";
 import { type DropReason, emptyStats, type PeerStats } from "./stats.ts";
 import { PeerTimers } from "./timers.ts";
+import { copyWithSendRoom, sealTransport } from "./transport-seal.ts";
 
 const EMPTY = new Uint8Array(0);
 
@@ -40,6 +37,7 @@ export abstract class PeerSession {
   protected currentEndpoint: Endpoint | undefined;
   protected handshake: NoiseHandshake;
   protected readonly generator: CookieGenerator;
+  /** Packets waiting for a session, each owned here with send room around it (or EMPTY). */
   protected staged: Uint8Array[] = [];
   protected lastSentHandshakeAt = Number.NEGATIVE_INFINITY;
   protected sessionCount = 0;
@@ -191,19 +189,22 @@ export abstract class PeerSession {
 
   // ---------------------------------------------------------------- sending
 
-  /** Encrypt and send one inner packet (queued while there is no usable session). */
-  send(packet: Uint8Array): void {
+  /**
+   * Encrypt and send one inner packet (queued while there is no usable session). `owned`: the
+   * caller gives `packet`'s buffer away (IpLink.send), so it is sealed in place when it has room.
+   */
+  send(packet: Uint8Array, owned = false): void {
     if (this.closed) {
       this.drop("closed");
       return;
     }
     const kp = this.keypairs.current;
     if (this.staged.length === 0 && kp && this.usable(kp) && this.currentEndpoint) {
-      this.encryptAndSend(kp, packet, this.currentEndpoint);
+      this.encryptAndSend(kp, packet, this.currentEndpoint, owned);
       this.keepKeyFreshSending();
       return;
     }
-    this.stage(packet.length === 0 ? EMPTY : packet.slice());
+    this.stage(packet.length === 0 ? EMPTY : owned ? packet : copyWithSendRoom(packet));
     this.sendStagedPackets();
   }
 
@@ -239,18 +240,13 @@ export abstract class PeerSession {
     }
     const queue = this.staged;
     this.staged = [];
-    for (const p of queue) this.encryptAndSend(kp, p, to);
+    for (const p of queue) this.encryptAndSend(kp, p, to, true);
     this.keepKeyFreshSending();
   }
 
-  protected encryptAndSend(kp: Keypair, packet: Uint8Array, to: Endpoint): void {
+  protected encryptAndSend(kp: Keypair, packet: Uint8Array, to: Endpoint, owned: boolean): void {
     const n = packet.length;
-    const padded = (n + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1);
-    const out = new Uint8Array(TRANSPORT_HEADER_SIZE + padded + TAG_SIZE);
-    const counter = kp.sendCounter++;
-    writeTransportHeader(out, kp.remoteIndex, counter);
-    out.set(packet, TRANSPORT_HEADER_SIZE);
-    kp.send.seal(counter, out.subarray(TRANSPORT_HEADER_SIZE, TRANSPORT_HEADER_SIZE + padded), out.subarray(16));
+    const out = sealTransport(kp, packet, owned);
     this.timers.anyAuthenticatedPacketTraversal();
     this.timers.anyAuthenticatedPacketSent();
     if (n > 0) {

@@ -64,12 +64,12 @@ export class WireGuardTunnel extends WireGuardDevice {
   }
 
   /** Everything goes to the one peer, IP or not (the far side validates what it decrypts). */
-  override send(packet: Uint8Array): void {
+  override send(packet: Uint8Array, owned = false): void {
     if (this.isClosed) {
       this.stats.drops.closed++;
       return;
     }
-    this.peer.send(packet);
+    this.peer.send(packet, owned);
   }
 
   /** A handshake has completed and its session has not been lost since. */

@@ -1,0 +1,60 @@
+/**
+ * Building transport data messages (whitepaper §5.4.6): 16-byte header (type 4, receiver index,
+ * counter), then the inner packet zero-padded to a multiple of 16 and sealed, then the 16-byte tag.
+ *
+ * An inner packet built with SEND_HEADROOM bytes before it and SEND_TAILROOM after it (see IpLink)
+ * becomes its own message in place: header into the headroom, padding and tag into the tailroom,
+ * encrypted where it lies (both AEAD backends seal with output = input at the same offset). Any
+ * other packet is copied into a new buffer first.
+ */
+import { PADDING_MULTIPLE, TAG_SIZE, TRANSPORT_HEADER_SIZE } from "./constants.ts";
+import type { Keypair } from "./keypair.ts";
+import { writeTransportHeader } from "./messages.ts";
+
+/** Room a sender leaves in front of a packet: the transport header. */
+export const SEND_HEADROOM = TRANSPORT_HEADER_SIZE;
+/** Room a sender leaves after a packet: the most padding (15) plus the tag. */
+export const SEND_TAILROOM = PADDING_MULTIPLE - 1 + TAG_SIZE;
+
+/**
+ * A copy of `packet` in a buffer of its own with send headroom and tailroom around it (for packets
+ * that wait: staged while there is no session), so sending it later seals in place.
+ */
+export function copyWithSendRoom(packet: Uint8Array): Uint8Array {
+  const out = new Uint8Array(SEND_HEADROOM + packet.length + SEND_TAILROOM).subarray(
+    SEND_HEADROOM,
+    SEND_HEADROOM + packet.length,
+  );
+  out.set(packet);
+  return out;
+}
+
+/**
+ * The transport message carrying `packet` under `kp`'s next send counter. With `inPlace` (the
+ * caller owns `packet`'s whole ArrayBuffer and gives it away) and enough room around it, the
+ * message is a view of that same buffer and `packet` is overwritten by its ciphertext; otherwise
+ * (or without room) the message is a new buffer and `packet` is left untouched.
+ */
+export function sealTransport(kp: Keypair, packet: Uint8Array, inPlace: boolean): Uint8Array {
+  const n = packet.length;
+  const padded = (n + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1);
+  const size = TRANSPORT_HEADER_SIZE + padded + TAG_SIZE;
+  const start = packet.byteOffset - TRANSPORT_HEADER_SIZE;
+  let out: Uint8Array;
+  if (inPlace && start >= 0 && start + size <= packet.buffer.byteLength) {
+    out = new Uint8Array(packet.buffer, start, size);
+    // The padding is part of the plaintext: whatever the tailroom held must not leak.
+    if (padded > n) out.fill(0, TRANSPORT_HEADER_SIZE + n, TRANSPORT_HEADER_SIZE + padded);
+  } else {
+    out = new Uint8Array(size);
+    out.set(packet, TRANSPORT_HEADER_SIZE);
+  }
+  const counter = kp.sendCounter++;
+  writeTransportHeader(out, kp.remoteIndex, counter);
+  kp.send.seal(
+    counter,
+    out.subarray(TRANSPORT_HEADER_SIZE, TRANSPORT_HEADER_SIZE + padded),
+    out.subarray(TRANSPORT_HEADER_SIZE),
+  );
+  return out;
+}
