@@ -20,7 +20,7 @@ import { isIP } from "node:net";
 import { PolicyParseError, parseRule } from "../gateway/policy.ts";
 import type { ForwardSpec, PeerConfig, PolicyRuleSpec } from "../options.ts";
 import { type Endpoint, EndpointParseError, parseEndpoint, splitHostPort } from "../util/endpoint.ts";
-import { parsePrefix } from "../wireguard/allowed-ips.ts";
+import { parsePrefix } from "../wire/prefix.ts";
 import { KEY_LENGTH, KeyError, parseKey } from "../wireguard/keys.ts";
 import { CliError, parseForward } from "./parse.ts";
 

@@ -3,6 +3,7 @@ import { networkInterfaces } from "node:os";
 import type { IpAddr } from "../netstack/types.ts";
 import type { Clock, Timer } from "../util/clock.ts";
 import type { Logger } from "../util/log.ts";
+import { maskInPlace, prefixMatches } from "../wire/prefix.ts";
 import { parseIp } from "./ip-text.ts";
 
 /**
@@ -274,7 +275,7 @@ function builtInRule(text: string, why: string): PolicyRule {
 function firstMatch(rules: readonly PolicyRule[], a: IpAddr, port: number): PolicyRule | undefined {
   for (const r of rules) {
     if (r.network.length !== a.length) continue;
-    if (!prefixMatches(r.network, a, r.prefix)) continue;
+    if (!prefixMatches(r.network, a, 0, r.prefix)) continue;
     if (!portMatches(r, port)) continue;
     return r;
   }
@@ -330,21 +331,5 @@ export class DenialLog {
       s.last = now;
       s.suppressed = 0;
     } else this.perRule.set(rule, { last: now, suppressed: 0 });
-  }
-}
-
-function prefixMatches(net: Uint8Array, addr: Uint8Array, prefix: number): boolean {
-  const full = prefix >>> 3;
-  for (let i = 0; i < full; i++) if (net[i] !== addr[i]) return false;
-  const rem = prefix & 7;
-  if (rem === 0) return true;
-  const mask = (0xff << (8 - rem)) & 0xff;
-  return ((net[full] as number) & mask) === ((addr[full] as number) & mask);
-}
-
-function maskInPlace(a: Uint8Array, prefix: number): void {
-  for (let i = 0; i < a.length; i++) {
-    const keep = Math.max(0, Math.min(8, prefix - i * 8));
-    a[i] = (a[i] as number) & ((0xff << (8 - keep)) & 0xff);
   }
 }

@@ -6,7 +6,7 @@
  * lines before it applied, as wireguard-go does.
  */
 import { type Endpoint, EndpointParseError, parseEndpoint, unmapV4 } from "../util/endpoint.ts";
-import { formatPrefix, parsePrefix } from "../wireguard/allowed-ips.ts";
+import { formatPrefix, parsePrefix } from "../wire/prefix.ts";
 import { DeviceConfigError, type WireGuardDevice } from "../wireguard/device.ts";
 import type { Peer } from "../wireguard/peer.ts";
 

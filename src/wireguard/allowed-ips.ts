@@ -6,7 +6,7 @@
  * A prefix belongs to at most one value: inserting it again moves it (as `wg set … allowed-ips`
  * does when two peers claim the same range).
  */
-import { formatIp, parseIp } from "../wire/ipaddr.ts";
+import { masked, type Prefix, prefixMatches } from "../wire/prefix.ts";
 
 class TrieNode<T> {
   child0: TrieNode<T> | undefined = undefined;
@@ -24,26 +24,10 @@ function bitAt(buf: Uint8Array, off: number, i: number): number {
   return ((buf[off + (i >>> 3)] as number) >>> (7 - (i & 7))) & 1;
 }
 
-/** Whether the first `bits` bits of `key` equal those of `buf` at `off`. */
-function prefixMatches(key: Uint8Array, buf: Uint8Array, off: number, bits: number): boolean {
-  const whole = bits >>> 3;
-  for (let i = 0; i < whole; i++) if (key[i] !== buf[off + i]) return false;
-  const rest = bits & 7;
-  if (rest === 0) return true;
-  const mask = (0xff << (8 - rest)) & 0xff;
-  return ((key[whole] as number) & mask) === ((buf[off + whole] as number) & mask);
-}
-
 function commonBits(a: Uint8Array, b: Uint8Array, max: number): number {
   let n = 0;
   while (n < max && bitAt(a, 0, n) === bitAt(b, 0, n)) n++;
   return n;
-}
-
-function masked(addr: Uint8Array, cidr: number): Uint8Array {
-  const out = Uint8Array.from(addr);
-  for (let i = 0; i < out.length * 8; i++) if (i >= cidr) out[i >>> 3] = (out[i >>> 3] as number) & ~(0x80 >>> (i & 7));
-  return out;
 }
 
 class FamilyTrie<T> {
@@ -148,31 +132,6 @@ class FamilyTrie<T> {
     this.walk(node.child0, visit);
     this.walk(node.child1, visit);
   }
-}
-
-export interface Prefix {
-  address: Uint8Array;
-  cidr: number;
-}
-
-/** Parse "10.0.0.0/8", "fd00::/64" or a bare address (a host prefix); the host bits are cleared. */
-export function parsePrefix(text: string): Prefix | null {
-  const slash = text.indexOf("/");
-  const addr = parseIp(slash < 0 ? text : text.slice(0, slash));
-  if (!addr) return null;
-  const max = addr.length * 8;
-  let cidr = max;
-  if (slash >= 0) {
-    const bits = text.slice(slash + 1);
-    if (!/^\d{1,3}$/.test(bits)) return null;
-    cidr = Number(bits);
-    if (cidr > max) return null;
-  }
-  return { address: masked(addr, cidr), cidr };
-}
-
-export function formatPrefix(p: Prefix): string {
-  return `${formatIp(p.address)}/${p.cidr}`;
 }
 
 export class AllowedIps<T> {

@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { SeededRandom } from "../../src/util/random.ts";
 import { parseIp } from "../../src/wire/ipaddr.ts";
-import { AllowedIps, formatPrefix, parsePrefix } from "../../src/wireguard/allowed-ips.ts";
+import { formatPrefix, parsePrefix } from "../../src/wire/prefix.ts";
+import { AllowedIps } from "../../src/wireguard/allowed-ips.ts";
 
 const pfx = (t: string) => {
   const p = parsePrefix(t);
