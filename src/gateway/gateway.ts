@@ -13,7 +13,7 @@ import { type DnsCounters, DnsServer } from "./dns-server.ts";
 import { DnsTcpSession } from "./dns-tcp.ts";
 import { DropCounter } from "./drops.ts";
 import { openFdCount, readFdLimit } from "./host-fds.ts";
-import { formatIpPort, ipEquals, parseIp } from "./ip-text.ts";
+import { ipEquals, parseIp } from "./ip-text.ts";
 import { LogThrottle, moreSuffix } from "./log-throttle.ts";
 import { NatTable, tcpNatKey } from "./nat-table.ts";
 import { PingRelay } from "./ping-relay.ts";
@@ -248,7 +248,7 @@ export class Gateway implements NetstackHandlers {
     const rule = this.policy?.match(flow.dst, flow.dstPort);
     if (rule?.action === "deny") {
       this.drops.count("policy_denied_tcp");
-      this.denials.denied(rule, () => tcpNatKey(flow.src, flow.srcPort, flow.dst, flow.dstPort));
+      this.denials.denied(rule, "TCP", flow.src, flow.srcPort, flow.dst, flow.dstPort);
       conn.refuse();
       return;
     }
@@ -300,10 +300,7 @@ export class Gateway implements NetstackHandlers {
     const rule = this.policy?.match(flow.dst, flow.dstPort);
     if (rule?.action === "deny") {
       this.drops.count("policy_denied_udp");
-      this.denials.denied(
-        rule,
-        () => `UDP ${formatIpPort(flow.src, flow.srcPort)} -> ${formatIpPort(flow.dst, flow.dstPort)}`,
-      );
+      this.denials.denied(rule, "UDP", flow.src, flow.srcPort, flow.dst, flow.dstPort);
       this.netstack?.sendUnreachable(packet, rule.udpReply ?? "admin");
       return;
     }

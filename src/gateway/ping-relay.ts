@@ -109,7 +109,7 @@ export class PingRelay {
     const rule = this.deps.policy?.match(dst, -1);
     if (rule?.action === "deny") {
       this.deps.drops.count("policy_denied_icmp");
-      this.denials.denied(rule, () => `ICMP echo ${formatIp(src)} -> ${formatIp(dst)}`);
+      this.denials.denied(rule, "ICMP echo", src, -1, dst, -1);
       netstack?.sendUnreachable(packet, "admin");
       return true;
     }

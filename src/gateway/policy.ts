@@ -4,7 +4,7 @@ import type { IpAddr } from "../netstack/types.ts";
 import type { Clock, Timer } from "../util/clock.ts";
 import type { Logger } from "../util/log.ts";
 import { maskInPlace, prefixMatches } from "../wire/prefix.ts";
-import { parseIp } from "./ip-text.ts";
+import { formatIp, formatIpPort, parseIp } from "./ip-text.ts";
 
 /**
  * Destination policy: which addresses and ports the peer may reach through the gateway.
@@ -317,8 +317,12 @@ export class DenialLog {
     private readonly intervalMs = 1000,
   ) {}
 
-  /** `what` is only called when a line is actually printed. */
-  denied(rule: PolicyRule, what: () => string): void {
+  /**
+   * One denied packet of `proto` ("TCP", "UDP", "ICMP echo") from src to dst; a port < 0 is not
+   * printed. Takes the flow's parts rather than a message or closure so the deny path allocates
+   * nothing per packet: the text is built only when a line is printed.
+   */
+  denied(rule: PolicyRule, proto: string, src: IpAddr, srcPort: number, dst: IpAddr, dstPort: number): void {
     const now = this.clock.now();
     const s = this.perRule.get(rule);
     if (s && now - s.last < this.intervalMs) {
@@ -326,10 +330,16 @@ export class DenialLog {
       return;
     }
     const more = s && s.suppressed > 0 ? ` (+${s.suppressed} more denied since the last report)` : "";
-    this.log.info(`Denied by policy rule "${rule.text}": ${what()}${more}`);
+    this.log.info(
+      `Denied by policy rule "${rule.text}": ${proto} ${endpointText(src, srcPort)} -> ${endpointText(dst, dstPort)}${more}`,
+    );
     if (s) {
       s.last = now;
       s.suppressed = 0;
     } else this.perRule.set(rule, { last: now, suppressed: 0 });
   }
+}
+
+function endpointText(addr: IpAddr, port: number): string {
+  return port < 0 ? formatIp(addr) : formatIpPort(addr, port);
 }

@@ -171,25 +171,32 @@ describe("DenialLog", () => {
     const log = new DenialLog(clock, capturingLogger(lines));
     const a = parseRule("deny", "10.0.0.0/8") as PolicyRule;
     const b = parseRule("deny", "11.0.0.0/8") as PolicyRule;
-    let built = 0;
-    const what = () => {
-      built++;
-      return "x";
-    };
-    log.denied(a, what);
-    for (let i = 0; i < 5; i++) log.denied(a, what);
-    log.denied(b, what);
-    expect(lines).toEqual(['Denied by policy rule "deny 10.0.0.0/8": x', 'Denied by policy rule "deny 11.0.0.0/8": x']);
-    expect(built).toBe(2);
+    const src = Uint8Array.of(10, 0, 2, 15);
+    const dst = Uint8Array.of(10, 1, 2, 3);
+    const deny = (r: PolicyRule) => log.denied(r, "UDP", src, 5353, dst, 53);
+    deny(a);
+    for (let i = 0; i < 5; i++) deny(a);
+    deny(b);
+    const x = "UDP 10.0.2.15:5353 -> 10.1.2.3:53";
+    expect(lines).toEqual([
+      `Denied by policy rule "deny 10.0.0.0/8": ${x}`,
+      `Denied by policy rule "deny 11.0.0.0/8": ${x}`,
+    ]);
     clock.advance(999);
-    log.denied(a, what);
+    deny(a);
     expect(lines.length).toBe(2);
     clock.advance(1);
-    log.denied(a, what);
-    expect(lines[2]).toBe('Denied by policy rule "deny 10.0.0.0/8": x (+6 more denied since the last report)');
+    deny(a);
+    expect(lines[2]).toBe(`Denied by policy rule "deny 10.0.0.0/8": ${x} (+6 more denied since the last report)`);
     clock.advance(1000);
-    log.denied(a, what);
-    expect(lines[3]).toBe('Denied by policy rule "deny 10.0.0.0/8": x');
+    deny(a);
+    expect(lines[3]).toBe(`Denied by policy rule "deny 10.0.0.0/8": ${x}`);
+    log.denied(a, "ICMP echo", src, -1, Uint8Array.of(10, 9, 9, 9), -1);
+    clock.advance(1000);
+    log.denied(a, "ICMP echo", src, -1, Uint8Array.of(10, 9, 9, 9), -1);
+    expect(lines[4]).toBe(
+      'Denied by policy rule "deny 10.0.0.0/8": ICMP echo 10.0.2.15 -> 10.9.9.9 (+1 more denied since the last report)',
+    );
   });
 });
 
