@@ -24,7 +24,7 @@ import { startStatsServer } from "./observe/stats-server.ts";
 import { StatsSummary } from "./observe/summary.ts";
 import type { GatewayOptions, PeerConfig } from "./options.ts";
 import { PcapWriter, tapLink } from "./pcap/writer.ts";
-import { openUdpTransport } from "./transport/udp.ts";
+import { openUdpTransport, type UdpTransportStats } from "./transport/udp.ts";
 import { attachUapi } from "./uapi/attach.ts";
 import { type Clock, RealClock, realClock } from "./util/clock.ts";
 import { type Endpoint, formatEndpoint } from "./util/endpoint.ts";
@@ -47,6 +47,8 @@ export { VERSION } from "./version.ts";
 export { generatePrivateKey, keyToBase64, parseKey, publicKeyOf } from "./wireguard/keys.ts";
 
 export interface GatewayStats {
+  /** The outer UDP socket (datagrams, send errors, UDP GSO). */
+  transport: UdpTransportStats;
   tunnel: unknown;
   netstack: unknown;
   tcp: unknown;
@@ -363,6 +365,7 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
     stats() {
       const g = gateway.stats();
       return {
+        transport: transport.stats,
         tunnel: link.stats,
         netstack: netstack.stats,
         tcp: tcp.stats,

@@ -30,7 +30,7 @@ interface Family {
  * counter whatever its name.
  */
 const GAUGE_KEY =
-  /^(live|current|open|queued|max|min)([A-Z]|$)|^(pending[A-Z]\w*|hostSockets|udpMappings|underLoad|ready)$|^in[Ff]light$|[bB]uffered|[oO]utOfOrder|^last[A-Z]|At$|Bytes$|Size$|Capacity$|Peak$|Entries$|InFlight$/;
+  /^(live|current|open|queued|max|min)([A-Z]|$)|^(pending[A-Z]\w*|hostSockets|udpMappings|underLoad|ready)$|^in[Ff]light$|[bB]uffered|[oO]utOfOrder|^last[A-Z]|At$|Bytes$|Size$|Enabled$|Capacity$|Peak$|Entries$|InFlight$/;
 /** Gauges among the Bytes-suffixed keys are buffers; cumulative byte counts read as counters. */
 const COUNTER_BYTES = /^(rx|tx)Bytes$|^bytes(In|Out)$|Bytes(In|Out|Sent|Received)$/;
 /** A wall-clock time in /stats: ms since the epoch. */

@@ -1,5 +1,6 @@
 /**
- * Socket buffer sizes through libc's setsockopt/getsockopt via bun:ffi.
+ * Socket options Bun.udpSocket has no API for, through libc's setsockopt/getsockopt via bun:ffi:
+ * buffer sizes and (Linux) UDP_SEGMENT for UDP GSO.
  *
  * Bun.udpSocket has no receive-buffer option, and the kernel default (~212 KB) drops most of a
  * burst. Bun's UDP socket exposes its file descriptor as an (untyped) `fd` property, so the
@@ -99,4 +100,21 @@ export function setSocketBuffer(fd: number, kind: BufferKind, bytes: number): nu
   if (!ok) ok = lib.setsockopt(fd, c.solSocket, kind === "rcv" ? c.rcvbuf : c.sndbuf, ptr(val), 4) === 0;
   if (!ok) return -1;
   return getSocketBuffer(fd, kind);
+}
+
+/** Linux: SOL_UDP / UDP_SEGMENT (include/uapi/linux/udp.h), kernel 4.18 and later. */
+const SOL_UDP = 17;
+const UDP_SEGMENT = 103;
+
+/**
+ * Set the socket-wide UDP GSO segment size (0 = off). Afterwards a send longer than `size` leaves
+ * as ceil(len / size) datagrams of `size` bytes (the last one shorter); a send of at most `size`
+ * leaves unchanged. False where the kernel has no UDP_SEGMENT (not Linux, older kernel, no libc).
+ */
+export function setUdpSegment(fd: number, size: number): boolean {
+  if (process.platform !== "linux" || fd < 0 || !Number.isInteger(size) || size < 0 || size > 0xffff) return false;
+  const lib = loadLibc();
+  if (!lib) return false;
+  const val = new Int32Array([size]);
+  return lib.setsockopt(fd, SOL_UDP, UDP_SEGMENT, ptr(val), 4) === 0;
 }

@@ -9,10 +9,16 @@
  * - A socket bound to "::" is dual-stack: IPv4 senders appear as ::ffff:a.b.c.d and are reported
  *   as plain a.b.c.d, so the same peer has one spelling whichever way the socket was bound.
  * - Send errors are counted, never thrown; on EAGAIN the rest waits for the socket's drain event.
+ * - UDP GSO (Linux UDP_SEGMENT, gso.ts): runs of equal-size datagrams to one endpoint leave as one
+ *   super-datagram each, which the kernel splits back. Where the kernel has no UDP_SEGMENT, or
+ *   refuses a GSO send (EINVAL/EIO) that then goes through without it, the socket goes on without
+ *   GSO; nothing is lost. No GRO on receive: Bun's data callback does not pass the UDP_GRO control
+ *   message (the segment size), so a coalesced receive could not be split back.
  */
 import { type Endpoint, formatEndpoint, unmapV4 } from "../util/endpoint.ts";
 import { type Logger, silentLogger } from "../util/log.ts";
-import { getSocketBuffer, setSocketBuffer, socketFd } from "./sockopt.ts";
+import { GsoBatcher, GsoControl, type SendArgs } from "./gso.ts";
+import { getSocketBuffer, setSocketBuffer, setUdpSegment, socketFd } from "./sockopt.ts";
 import type { DatagramTransport } from "./types.ts";
 
 export const DEFAULT_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -26,6 +32,13 @@ export interface UdpTransportOptions {
   sendBufferBytes?: number;
   /** Queue bound while waiting for drain (default 8192 datagrams). */
   maxQueued?: number;
+  /**
+   * UDP GSO where the kernel offers it (default on; the environment variable WGSLIRPY_GSO=0 makes
+   * the default off).
+   */
+  gso?: boolean;
+  /** @internal tests: stands in for setsockopt(fd, SOL_UDP, UDP_SEGMENT, size). */
+  setSegmentSize?: (fd: number, size: number) => boolean;
   log?: Logger;
 }
 
@@ -46,7 +59,22 @@ export interface UdpTransportStats {
   truncated: number;
   /** sendMany batches issued. */
   flushes: number;
+  /** 1 while UDP GSO may be used: asked for, offered by the kernel, not refused since. */
+  gsoEnabled: number;
+  /** The socket's UDP_SEGMENT now (0 = none). */
+  gsoSegmentSize: number;
+  /** Super-datagrams sent (each carried 2 or more datagrams). */
+  gsoBatches: number;
+  /** Datagrams sent inside super-datagrams (also in datagramsOut). */
+  gsoSegments: number;
+  /** The kernel refused GSO sends that went through without it, so GSO was turned off (0 or 1). */
+  gsoRefused: number;
+  /** The reusable buffer super-datagrams are built in (at most 4 MiB). */
+  gsoBufferBytes: number;
 }
+
+/** Stats that describe the socket now rather than count: not summed by inheritStats. */
+const STATE_KEYS: ReadonlySet<keyof UdpTransportStats> = new Set(["gsoEnabled", "gsoSegmentSize", "gsoBufferBytes"]);
 
 type BunUdpSocket = Bun.udp.Socket<"uint8array">;
 
@@ -67,16 +95,24 @@ export class UdpTransport implements DatagramTransport {
     socketErrors: 0,
     truncated: 0,
     flushes: 0,
+    gsoEnabled: 0,
+    gsoSegmentSize: 0,
+    gsoBatches: 0,
+    gsoSegments: 0,
+    gsoRefused: 0,
+    gsoBufferBytes: 0,
   };
 
   /** Flat sendMany argument list: data, port, address, data, port, address, ... */
-  private queue: (Uint8Array | number | string)[] = [];
+  private queue: SendArgs = [];
   private queued = 0;
   private scheduled = false;
   private congested = false;
   private closedFlag = false;
   private readonly maxQueued: number;
   private readonly flushBound = () => this.flush();
+  private readonly gso: GsoControl;
+  private readonly batch = new GsoBatcher();
 
   /** @internal use openUdpTransport */
   constructor(
@@ -84,11 +120,13 @@ export class UdpTransport implements DatagramTransport {
     private readonly log: Logger,
     buffers: { rcv: number; snd: number },
     maxQueued: number,
+    gso?: { fd: number; available: boolean; set: (fd: number, size: number) => boolean },
   ) {
     this.local = { address: socket.address.address, port: socket.address.port };
     this.receiveBufferBytes = buffers.rcv;
     this.sendBufferBytes = buffers.snd;
     this.maxQueued = maxQueued;
+    this.gso = new GsoControl(gso?.fd ?? -1, gso?.available ?? false, gso?.set ?? (() => false), this.stats, log);
   }
 
   get closed(): boolean {
@@ -97,7 +135,9 @@ export class UdpTransport implements DatagramTransport {
 
   /** Take over the counters of the socket this one replaces (wg set listen-port): they stay cumulative. */
   inheritStats(from: UdpTransportStats): void {
-    for (const k of Object.keys(this.stats) as (keyof UdpTransportStats)[]) this.stats[k] += from[k];
+    for (const k of Object.keys(this.stats) as (keyof UdpTransportStats)[]) {
+      if (!STATE_KEYS.has(k)) this.stats[k] += from[k];
+    }
   }
 
   /** Datagrams waiting for the next flush. */
@@ -125,30 +165,58 @@ export class UdpTransport implements DatagramTransport {
     if (this.closedFlag || this.queued === 0) return;
     const q = this.queue;
     const total = this.queued;
+    this.gso.beginFlush(q, total);
     let head = 0;
     // After sendMany throws (it validates every argument before sending anything, so one bad
-    // port rejects the whole batch) the rest of this flush goes one datagram at a time.
+    // port rejects the whole batch) the rest of this flush goes one message at a time.
     let single = false;
-    // Bounded: every iteration advances head or breaks.
+    // Bounded: every iteration advances head or breaks, except one that turns GSO off (at most
+    // once per flush: the segment size only becomes non-zero at the start of a flush).
     while (head < total) {
+      const g = this.gso.segmentSize;
+      // This round's messages: the queue itself, or with GSO super-datagrams built from it.
+      let args: SendArgs;
+      let k: number;
       if (!single) {
+        let count: number;
+        if (g === 0) {
+          args = head === 0 ? q : q.slice(head * 3);
+          count = total - head;
+        } else {
+          count = this.batch.build(q, head, total, g, total);
+          args = this.batch.args;
+        }
         try {
-          const n = this.socket.sendMany(head === 0 ? q : q.slice(head * 3));
+          const n = this.socket.sendMany(args);
           this.stats.flushes++;
-          this.countSent(q, head, n);
-          head += n;
-          if (head >= total) break;
+          head += this.countSent(q, head, n, g);
+          if (n >= count) continue;
+          // The next message failed or the socket would block: try it alone.
+          k = n;
         } catch {
           single = true;
+          k = 0;
         }
+      } else if (g === 0) {
+        args = q;
+        k = head;
+      } else {
+        this.batch.build(q, head, total, g, 1);
+        args = this.batch.args;
+        k = 0;
       }
-      // A short count or a throw: the next datagram failed or the socket would block. Try it alone.
+      const carried = g === 0 ? 1 : (this.batch.segments[k] as number);
       let ok: boolean;
       try {
-        ok = this.socket.send(q[head * 3] as Uint8Array, q[head * 3 + 1] as number, q[head * 3 + 2] as string);
+        ok = this.socket.send(args[k * 3] as Uint8Array, args[k * 3 + 1] as number, args[k * 3 + 2] as string);
       } catch (e) {
-        this.sendFailed(q, head, e);
-        head++;
+        if (this.gso.failed(e, g)) {
+          // UDP_SEGMENT is cleared: the same datagrams get one more chance (sendMany again).
+          single = false;
+          continue;
+        }
+        for (let i = 0; i < carried; i++) this.sendFailed(q, head + i, e);
+        head += carried;
         continue;
       }
       if (!ok) {
@@ -156,9 +224,10 @@ export class UdpTransport implements DatagramTransport {
         this.congested = true;
         break;
       }
-      this.countSent(q, head, 1);
-      head++;
+      head += this.countSent(q, head, 1, g, k);
     }
+    this.batch.clear();
+    this.stats.gsoBufferBytes = this.batch.bufferBytes;
     if (head >= total) {
       q.length = 0;
       this.queued = 0;
@@ -168,14 +237,33 @@ export class UdpTransport implements DatagramTransport {
     }
   }
 
-  private countSent(q: (Uint8Array | number | string)[], from: number, n: number): void {
-    this.stats.datagramsOut += n;
+  /**
+   * Count `n` messages sent, from message `first` of the last build (with GSO) or one datagram each
+   * (without), the first carrying q[from]. Returns the datagrams they carried.
+   */
+  private countSent(q: SendArgs, from: number, n: number, g: number, first = 0): number {
+    let datagrams = n;
+    if (g !== 0) {
+      datagrams = 0;
+      const segs = this.batch.segments;
+      for (let m = first; m < first + n; m++) {
+        const c = segs[m] as number;
+        datagrams += c;
+        if (c > 1) {
+          this.stats.gsoBatches++;
+          this.stats.gsoSegments += c;
+        }
+      }
+    }
+    if (datagrams > 0) this.gso.sent(g);
+    this.stats.datagramsOut += datagrams;
     let bytes = 0;
-    for (let i = from; i < from + n; i++) bytes += (q[i * 3] as Uint8Array).byteLength;
+    for (let i = from; i < from + datagrams; i++) bytes += (q[i * 3] as Uint8Array).byteLength;
     this.stats.bytesOut += bytes;
+    return datagrams;
   }
 
-  private sendFailed(q: (Uint8Array | number | string)[], i: number, e: unknown): void {
+  private sendFailed(q: SendArgs, i: number, e: unknown): void {
     this.stats.sendErrors++;
     if (this.stats.sendErrors <= 10 || this.log.level >= 4) {
       const to = { address: q[i * 3 + 2] as string, port: q[i * 3 + 1] as number };
@@ -256,7 +344,15 @@ export async function openUdpTransport(bind: Endpoint, opts: UdpTransportOptions
     // Linux reports twice what it grants; anything below the request means a sysctl cap.
     log.warn(`UDP receive buffer is ${rcv} bytes (asked ${wantRcv}); raise net.core.rmem_max for bursty peers`);
   }
-  transport = new UdpTransport(socket, log, { rcv, snd }, opts.maxQueued ?? DEFAULT_MAX_QUEUED);
+  // Probe UDP_SEGMENT (0 = off) so /stats says from the start whether GSO can be used.
+  const setSegment = opts.setSegmentSize ?? setUdpSegment;
+  const gsoWanted = opts.gso ?? process.env.WGSLIRPY_GSO !== "0";
+  const gsoAvailable = gsoWanted && fd >= 0 && setSegment(fd, 0);
+  transport = new UdpTransport(socket, log, { rcv, snd }, opts.maxQueued ?? DEFAULT_MAX_QUEUED, {
+    fd,
+    available: gsoAvailable,
+    set: setSegment,
+  });
   const t = transport;
   const dualStack = t.local.address.includes(":");
   const stats = t.stats;
@@ -271,7 +367,7 @@ export async function openUdpTransport(bind: Endpoint, opts: UdpTransportOptions
     t.onDatagram(data, { address: dualStack ? unmapV4(address) : address, port });
   };
   log.debug(
-    `udp transport bound ${formatEndpoint(t.local)} fd=${fd} SO_RCVBUF=${rcv} (asked ${wantRcv}) SO_SNDBUF=${snd} (asked ${wantSnd})`,
+    `udp transport bound ${formatEndpoint(t.local)} fd=${fd} SO_RCVBUF=${rcv} (asked ${wantRcv}) SO_SNDBUF=${snd} (asked ${wantSnd}) GSO=${gsoAvailable ? "on" : gsoWanted ? "unavailable" : "off"}`,
   );
   return t;
 }

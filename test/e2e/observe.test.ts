@@ -80,9 +80,19 @@ test("/stats, /readyz and /metrics over HTTP: ready once a session is up; promto
     await until(() => (client?.rawReceived.length ?? 0) > 0, 3000, "echo reply");
     await until(() => gw.ready(), 3000, "ready");
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
-    const stats = (await (await fetch(`${base}/stats`)).json()) as { liveTcp: number };
+    const stats = (await (await fetch(`${base}/stats`)).json()) as {
+      liveTcp: number;
+      transport: { datagramsOut: number; gsoEnabled: number; gsoBatches: number };
+    };
     expect(stats.liveTcp).toBe(0);
+    // The outer socket's figures, with whether UDP GSO is in use (Linux has UDP_SEGMENT).
+    expect(stats.transport.datagramsOut).toBeGreaterThanOrEqual(2);
+    expect(stats.transport.gsoEnabled).toBe(process.platform === "linux" ? 1 : 0);
+    expect(stats.transport.gsoBatches).toBe(0);
     const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toContain("\n# TYPE wgslirpy_transport_gso_enabled gauge\n");
+    expect(metrics).toContain("\n# TYPE wgslirpy_transport_gso_segment_size gauge\n");
+    expect(metrics).toContain("\n# TYPE wgslirpy_transport_gso_batches_total counter\n");
     expect(metrics).toContain("\nwgslirpy_ready 1\n");
     expect(metrics).toContain("\nwgslirpy_tunnel_handshakes_completed_total 1\n");
     // The same figure per peer, labelled with its public key.

@@ -1,0 +1,420 @@
+import { dlopen, FFIType, ptr } from "bun:ffi";
+import { afterEach, describe, expect, test } from "bun:test";
+import {
+  chooseSegmentSize,
+  GSO_ARENA_MAX_BYTES,
+  GSO_MAX_BYTES,
+  GSO_MAX_SEGMENTS,
+  GsoBatcher,
+  type SendArgs,
+} from "../../src/transport/gso.ts";
+import { setSocketBuffer, setUdpSegment, socketFd } from "../../src/transport/sockopt.ts";
+import { openUdpTransport, type UdpTransport, type UdpTransportOptions } from "../../src/transport/udp.ts";
+
+const linux = process.platform === "linux";
+/** A full-size WireGuard data message for MTU 1420: 32 + 1424. */
+const FULL = 1456;
+
+const closers: (() => void)[] = [];
+afterEach(() => {
+  for (const c of closers.splice(0)) c();
+});
+
+/** Datagram `i` of `size` bytes: its number in the first 4 bytes, then a pattern that depends on i. */
+function numbered(i: number, size: number): Uint8Array {
+  const d = new Uint8Array(size);
+  for (let k = 0; k < size; k++) d[k] = (i * 31 + k * 7) & 0xff;
+  if (size >= 4) new DataView(d.buffer).setUint32(0, i);
+  return d;
+}
+
+interface Receiver {
+  port: number;
+  got: Uint8Array[];
+}
+
+/** A plain Bun socket on 127.0.0.1 (or ::1) with a big receive buffer that keeps every datagram. */
+async function receiver(host = "127.0.0.1"): Promise<Receiver> {
+  const got: Uint8Array[] = [];
+  const s = await Bun.udpSocket({
+    hostname: host,
+    port: 0,
+    binaryType: "uint8array",
+    socket: {
+      data(_s, data) {
+        got.push(data);
+      },
+    },
+  });
+  setSocketBuffer(socketFd(s), "rcv", 8 * 1024 * 1024);
+  closers.push(() => s.close());
+  return { port: s.port, got };
+}
+
+async function sender(opts: UdpTransportOptions = {}, host = "127.0.0.1"): Promise<UdpTransport> {
+  const t = await openUdpTransport({ address: host, port: 0 }, opts);
+  closers.push(() => t.close());
+  return t;
+}
+
+async function until(cond: () => boolean, ms = 3000): Promise<void> {
+  for (let i = 0; i < ms / 5 && !cond(); i++) await Bun.sleep(5);
+}
+
+/**
+ * 600 datagrams in one poll: runs of full-size ones broken by short ones (and a few empty ones),
+ * all to `rx`, except every 50th to `other` (which breaks runs by destination).
+ */
+function burst(
+  t: UdpTransport,
+  host: string,
+  rx: Receiver,
+  other: Receiver,
+): { toRx: Uint8Array[]; toOther: Uint8Array[] } {
+  const toRx: Uint8Array[] = [];
+  const toOther: Uint8Array[] = [];
+  for (let i = 0; i < 600; i++) {
+    const size = i % 97 === 13 ? 0 : i % 9 === 8 ? 60 + (i % 300) : FULL;
+    const d = numbered(i, size);
+    if (i % 50 === 49) {
+      toOther.push(d);
+      t.send(d, { address: host, port: other.port });
+    } else {
+      toRx.push(d);
+      t.send(d, { address: host, port: rx.port });
+    }
+  }
+  return { toRx, toOther };
+}
+
+function expectSame(got: Uint8Array[], sent: Uint8Array[]): void {
+  expect(got.length).toBe(sent.length);
+  // One comparison per datagram keeps a failure readable: which one, and its length.
+  for (let i = 0; i < sent.length; i++) {
+    const g = got[i] as Uint8Array;
+    const s = sent[i] as Uint8Array;
+    if (g.length !== s.length || !Buffer.from(g).equals(Buffer.from(s))) {
+      throw new Error(`datagram ${i}: got ${g.length} bytes, sent ${s.length}`);
+    }
+  }
+}
+
+describe.skipIf(!linux)("UDP GSO on the outer socket (loopback)", () => {
+  for (const host of ["127.0.0.1", "::1"]) {
+    test(`${host}: a burst of full-size, short and empty datagrams arrives one by one, exact and in order`, async () => {
+      const rx = await receiver(host);
+      const other = await receiver(host);
+      const t = await sender({}, host);
+      expect(t.stats.gsoEnabled).toBe(1);
+      const { toRx, toOther } = burst(t, host, rx, other);
+      await until(() => rx.got.length >= toRx.length && other.got.length >= toOther.length);
+      await Bun.sleep(20);
+      expectSame(rx.got, toRx);
+      expectSame(other.got, toOther);
+      expect(t.stats.datagramsOut).toBe(600);
+      expect(t.stats.bytesOut).toBe([...toRx, ...toOther].reduce((n, d) => n + d.length, 0));
+      expect(t.stats.sendErrors).toBe(0);
+      expect(t.stats.gsoBatches).toBeGreaterThan(0);
+      // Most datagrams rode in super-datagrams; the segment size is the full-size datagram's.
+      expect(t.stats.gsoSegments).toBeGreaterThan(400);
+      expect(t.stats.gsoSegmentSize).toBe(FULL);
+      expect(t.stats.flushes).toBe(1);
+    });
+  }
+
+  test("gso: false sends the same burst one datagram per message", async () => {
+    const rx = await receiver();
+    const other = await receiver();
+    const t = await sender({ gso: false });
+    expect(t.stats.gsoEnabled).toBe(0);
+    const { toRx, toOther } = burst(t, "127.0.0.1", rx, other);
+    await until(() => rx.got.length >= toRx.length && other.got.length >= toOther.length);
+    await Bun.sleep(20);
+    expectSame(rx.got, toRx);
+    expectSame(other.got, toOther);
+    expect(t.stats.datagramsOut).toBe(600);
+    expect(t.stats.gsoBatches).toBe(0);
+    expect(t.stats.gsoSegments).toBe(0);
+    expect(t.stats.gsoSegmentSize).toBe(0);
+  });
+
+  test("a later, longer datagram raises the segment size first: it is never cut up", async () => {
+    const rx = await receiver();
+    const t = await sender();
+    const sent: Uint8Array[] = [];
+    for (let i = 0; i < 40; i++) sent.push(numbered(i, 1000));
+    for (const d of sent) t.send(d, { address: "127.0.0.1", port: rx.port });
+    await until(() => rx.got.length >= 40);
+    expect(t.stats.gsoSegmentSize).toBe(1000);
+    // No run at 1200 in this flush (they alternate with short ones), but 1200 > 1000.
+    const more: Uint8Array[] = [];
+    for (let i = 40; i < 60; i++) more.push(numbered(i, i % 2 === 0 ? 1200 : 1000));
+    for (const d of more) t.send(d, { address: "127.0.0.1", port: rx.port });
+    await until(() => rx.got.length >= 60);
+    await Bun.sleep(20);
+    expectSame(rx.got, [...sent, ...more]);
+    expect(t.stats.gsoSegmentSize).toBe(1200);
+  });
+
+  test("a kernel refusing GSO sends (SO_NO_CHECK): GSO turns off, nothing is lost", async () => {
+    const libc = dlopen("libc.so.6", {
+      setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+    });
+    closers.push(() => libc.close());
+    const rx = await receiver();
+    let fd = -1;
+    const t = await sender({
+      setSegmentSize: (f, size) => {
+        fd = f;
+        return setUdpSegment(f, size);
+      },
+    });
+    expect(fd).toBeGreaterThan(2);
+    // IPv4 UDP without checksums: plain sends work, GSO sends get EINVAL (udp_send_skb).
+    expect(libc.symbols.setsockopt(fd, 1, 11 /* SO_NO_CHECK */, ptr(new Int32Array([1])), 4)).toBe(0);
+    const sent: Uint8Array[] = [];
+    for (let i = 0; i < 300; i++) sent.push(numbered(i, i % 10 === 9 ? 77 : FULL));
+    for (const d of sent) t.send(d, { address: "127.0.0.1", port: rx.port });
+    await until(() => rx.got.length >= 300);
+    await Bun.sleep(20);
+    expectSame(rx.got, sent);
+    expect(t.stats.sendErrors).toBe(0);
+    expect(t.stats.datagramsOut).toBe(300);
+    expect(t.stats.gsoRefused).toBe(1);
+    expect(t.stats.gsoEnabled).toBe(0);
+    expect(t.stats.gsoSegmentSize).toBe(0);
+    expect(t.stats.gsoBatches).toBe(0);
+    // And it stays off: the next burst goes without trying again.
+    for (const d of sent) t.send(d, { address: "127.0.0.1", port: rx.port });
+    await until(() => rx.got.length >= 600);
+    expect(rx.got.length).toBe(600);
+    expect(t.stats.gsoRefused).toBe(1);
+    expect(t.stats.sendErrors).toBe(0);
+  });
+
+  test("a destination that fails with and without GSO is counted as send errors, and GSO stays on", async () => {
+    const rx = await receiver("::1");
+    const t = await sender({}, "::");
+    // A link-local address without a scope: EINVAL whether or not GSO is set.
+    for (let i = 0; i < 10; i++) t.send(numbered(i, FULL), { address: "fe80::1", port: 9 });
+    const sent: Uint8Array[] = [];
+    for (let i = 10; i < 30; i++) sent.push(numbered(i, FULL));
+    for (const d of sent) t.send(d, { address: "::1", port: rx.port });
+    await until(() => rx.got.length >= 20);
+    await Bun.sleep(20);
+    expectSame(rx.got, sent);
+    expect(t.stats.sendErrors).toBe(10);
+    expect(t.stats.datagramsOut).toBe(20);
+    expect(t.stats.gsoRefused).toBe(0);
+    expect(t.stats.gsoEnabled).toBe(1);
+  });
+
+  test("no UDP_SEGMENT (setsockopt fails at open): GSO off, the burst still arrives", async () => {
+    const rx = await receiver();
+    const other = await receiver();
+    const t = await sender({ setSegmentSize: () => false });
+    expect(t.stats.gsoEnabled).toBe(0);
+    const { toRx, toOther } = burst(t, "127.0.0.1", rx, other);
+    await until(() => rx.got.length >= toRx.length && other.got.length >= toOther.length);
+    await Bun.sleep(20);
+    expectSame(rx.got, toRx);
+    expectSame(other.got, toOther);
+    expect(t.stats.gsoBatches).toBe(0);
+  });
+
+  test("setsockopt failing when GSO is switched on: GSO off, nothing is lost or cut", async () => {
+    const rx = await receiver();
+    const other = await receiver();
+    const calls: number[] = [];
+    const t = await sender({
+      setSegmentSize: (fd, size) => {
+        calls.push(size);
+        return size === 0 ? setUdpSegment(fd, 0) : false;
+      },
+    });
+    expect(t.stats.gsoEnabled).toBe(1);
+    const { toRx, toOther } = burst(t, "127.0.0.1", rx, other);
+    await until(() => rx.got.length >= toRx.length && other.got.length >= toOther.length);
+    await Bun.sleep(20);
+    expectSame(rx.got, toRx);
+    expectSame(other.got, toOther);
+    expect(calls).toEqual([0, FULL]);
+    expect(t.stats.gsoEnabled).toBe(0);
+    expect(t.stats.gsoBatches).toBe(0);
+  });
+
+  test("a replacement socket inherits the counters but not the GSO state", async () => {
+    const a = await sender();
+    const b = await sender({ gso: false });
+    a.stats.gsoBatches = 5;
+    a.stats.gsoSegmentSize = FULL;
+    b.inheritStats(a.stats);
+    expect(b.stats.gsoBatches).toBe(5);
+    expect(b.stats.gsoSegmentSize).toBe(0);
+    expect(b.stats.gsoEnabled).toBe(0);
+  });
+});
+
+describe("GSO batching (pure)", () => {
+  const to = (port: number, address = "127.0.0.1") => ({ port, address });
+  function queue(items: [number, { port: number; address: string }][]): SendArgs {
+    const q: SendArgs = [];
+    items.forEach(([size, dst], i) => {
+      q.push(numbered(i, size), dst.port, dst.address);
+    });
+    return q;
+  }
+
+  test("chooseSegmentSize: the largest size when a run of it exists, else only ever raised", () => {
+    const a = to(1000);
+    const b = to(1001);
+    expect(chooseSegmentSize(queue([[100, a]]), 1, 0)).toBe(0);
+    expect(
+      chooseSegmentSize(
+        queue([
+          [148, a],
+          [148, b],
+        ]),
+        2,
+        0,
+      ),
+    ).toBe(0);
+    expect(
+      chooseSegmentSize(
+        queue([
+          [FULL, a],
+          [FULL, a],
+          [60, a],
+        ]),
+        3,
+        0,
+      ),
+    ).toBe(FULL);
+    // A run below the largest size does not count.
+    expect(
+      chooseSegmentSize(
+        queue([
+          [1200, a],
+          [1200, a],
+          [FULL, b],
+        ]),
+        3,
+        0,
+      ),
+    ).toBe(0);
+    // Set already and large enough: kept; too small: raised even without a run.
+    expect(chooseSegmentSize(queue([[100, a]]), 1, FULL)).toBe(FULL);
+    expect(
+      chooseSegmentSize(
+        queue([
+          [1200, a],
+          [60, a],
+        ]),
+        2,
+        1000,
+      ),
+    ).toBe(1200);
+    // A run at a smaller largest size lowers it (e.g. QUIC inside the tunnel).
+    expect(
+      chooseSegmentSize(
+        queue([
+          [1250, a],
+          [1250, a],
+        ]),
+        2,
+        FULL,
+      ),
+    ).toBe(1250);
+    // Too large for two segments in one super-datagram: off.
+    expect(
+      chooseSegmentSize(
+        queue([
+          [40_000, a],
+          [40_000, a],
+        ]),
+        2,
+        FULL,
+      ),
+    ).toBe(0);
+    expect(
+      chooseSegmentSize(
+        queue([
+          [0, a],
+          [0, a],
+        ]),
+        2,
+        0,
+      ),
+    ).toBe(0);
+  });
+
+  test("runs: same destination, all but the last exactly the segment size, never an empty one", () => {
+    const a = to(1000);
+    const b = to(1000, "127.0.0.2");
+    const q = queue([
+      [FULL, a],
+      [FULL, a],
+      [FULL, a],
+      [500, a], // ends the run
+      [FULL, a],
+      [FULL, b], // other address
+      [FULL, b],
+      [0, b], // empty: alone
+      [FULL, b],
+      [FULL, to(0)], // bad port: alone
+      [FULL, to(0)],
+    ]);
+    const g = new GsoBatcher();
+    const n = g.build(q, 0, 11, FULL, 100);
+    expect(g.segments).toEqual([4, 1, 2, 1, 1, 1, 1]);
+    expect(n).toBe(7);
+    const first = g.args[0] as Uint8Array;
+    expect(first.length).toBe(3 * FULL + 500);
+    expect(Buffer.from(first.subarray(FULL, 2 * FULL)).equals(Buffer.from(q[3] as Uint8Array))).toBe(true);
+    expect(Buffer.from(first.subarray(3 * FULL)).equals(Buffer.from(q[9] as Uint8Array))).toBe(true);
+    expect(g.args[1]).toBe(1000);
+    expect(g.args[2]).toBe("127.0.0.1");
+    // Singles are the queue's own buffers (no copy).
+    expect(g.args[3]).toBe(q[12]);
+    // From an offset, and at most maxMessages.
+    expect(g.build(q, 4, 11, FULL, 2)).toBe(2);
+    expect(g.segments).toEqual([1, 2]);
+  });
+
+  test("a super-datagram holds at most 64 segments and 65,000 bytes", () => {
+    const a = to(1000);
+    const g = new GsoBatcher();
+    const small = queue(Array.from({ length: 150 }, () => [100, a] as [number, typeof a]));
+    g.build(small, 0, 150, 100, 1000);
+    expect(g.segments).toEqual([GSO_MAX_SEGMENTS, GSO_MAX_SEGMENTS, 150 - 2 * GSO_MAX_SEGMENTS]);
+    const big = queue(Array.from({ length: 100 }, () => [FULL, a] as [number, typeof a]));
+    g.build(big, 0, 100, FULL, 1000);
+    const per = Math.floor(GSO_MAX_BYTES / FULL);
+    expect(g.segments).toEqual([per, per, 100 - 2 * per]);
+    for (let m = 0; m < 3; m++) expect((g.args[m * 3] as Uint8Array).length).toBe((g.segments[m] as number) * FULL);
+  });
+
+  test("the super-datagram buffer is bounded: a bigger flush is built in rounds", () => {
+    const a = to(1000);
+    const count = Math.ceil((GSO_ARENA_MAX_BYTES * 1.5) / FULL);
+    const q = queue(Array.from({ length: count }, () => [FULL, a] as [number, typeof a]));
+    const g = new GsoBatcher();
+    let head = 0;
+    let rounds = 0;
+    const seen: Uint8Array[] = [];
+    while (head < count && rounds < 10) {
+      const n = g.build(q, head, count, FULL, count);
+      for (let m = 0; m < n; m++) {
+        const buf = g.args[m * 3] as Uint8Array;
+        for (let s = 0; s < (g.segments[m] as number); s++) seen.push(buf.slice(s * FULL, (s + 1) * FULL));
+        head += g.segments[m] as number;
+      }
+      expect(g.bufferBytes).toBeLessThanOrEqual(GSO_ARENA_MAX_BYTES);
+      rounds++;
+    }
+    expect(rounds).toBe(2);
+    expect(seen.length).toBe(count);
+    for (let i = 0; i < count; i += 97)
+      expect(Buffer.from(seen[i] as Uint8Array).equals(Buffer.from(q[i * 3] as Uint8Array))).toBe(true);
+  });
+});
