@@ -3,9 +3,7 @@
  *   transport (outer UDP) -> WireGuard | GUE (IpLink) -> Netstack (+ TcpLayer) -> Gateway (OS sockets)
  * and returns a handle whose close() (or the AbortSignal) stops every socket and timer.
  */
-import { deriveFlowLimits } from "./gateway/budget.ts";
-import { Gateway } from "./gateway/gateway.ts";
-import { readFdLimit } from "./gateway/host-fds.ts";
+import type { Gateway } from "./gateway/gateway.ts";
 import {
   DestinationPolicy,
   hostInterfaceAddresses,
@@ -13,17 +11,14 @@ import {
   policyRulesFrom,
   watchHostAddresses,
 } from "./gateway/policy.ts";
-import { GueTunnel } from "./gue/tunnel.ts";
-import type { IpLink } from "./link.ts";
-import { Netstack } from "./netstack/stack.ts";
-import { AUTOTUNE_MAX_BUFFER_SIZE } from "./netstack/tcp/constants.ts";
-import { TcpLayer } from "./netstack/tcp/layer.ts";
 import { LABELLED, toPrometheus } from "./observe/metrics.ts";
-import { peerLabel, peerLogEvents, peerMetricLabels, RejectionReporter } from "./observe/peer-log.ts";
+import { peerMetricLabels, RejectionReporter } from "./observe/peer-log.ts";
 import { startStatsServer } from "./observe/stats-server.ts";
 import { StatsSummary } from "./observe/summary.ts";
-import type { GatewayOptions, PeerConfig } from "./options.ts";
-import { PcapWriter, tapLink } from "./pcap/writer.ts";
+import type { GatewayOptions } from "./options.ts";
+import { PcapWriter } from "./pcap/writer.ts";
+import { buildStack } from "./start/stack.ts";
+import { openTunnelLink } from "./start/tunnel.ts";
 import { openUdpTransport, type UdpTransportStats } from "./transport/udp.ts";
 import { attachUapi } from "./uapi/attach.ts";
 import { type Clock, RealClock, realClock } from "./util/clock.ts";
@@ -31,13 +26,9 @@ import { type Endpoint, formatEndpoint } from "./util/endpoint.ts";
 import { createLogger, type Logger } from "./util/log.ts";
 import { cryptoRandom, type Random } from "./util/random.ts";
 import { StartupScope } from "./util/startup.ts";
-import { KeyedThrottle } from "./util/throttle.ts";
 import { VERSION } from "./version.ts";
-import { aeadBackendName, selectAead } from "./wireguard/aead.ts";
-import { sodiumChaCha20Poly1305, sodiumSource } from "./wireguard/aead-sodium.ts";
-import { WireGuardDevice } from "./wireguard/device.ts";
+import type { WireGuardDevice } from "./wireguard/device.ts";
 import { keyToBase64 } from "./wireguard/keys.ts";
-import type { Peer } from "./wireguard/peer.ts";
 
 export type { ForwardSpec, GatewayOptions, PeerConfig, PolicyRuleSpec } from "./options.ts";
 export { DEFAULTS } from "./options.ts";
@@ -107,137 +98,12 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
     : undefined;
   if (pcap) scope.add(() => pcap.close());
 
-  let link: IpLink & { start(): void; close(): void; stats: unknown };
-  let aeadName: string | undefined;
-  /** Whether the peer is reachable now (WireGuard: a session; GUE: an endpoint to send to). */
-  let peerUp: () => boolean;
-  let peersUp: () => number;
-  let peerCount = () => 1;
-  let device: WireGuardDevice | undefined;
-  /** A peer moved to a new endpoint (set once the TCP layer exists). */
-  let peerRoamed: (peer: Peer) => void = () => {};
   const rejections = new RejectionReporter(log, clock);
   scope.add(() => rejections.close());
-  if (options.mode === "gue") {
-    const gue = new GueTunnel({
-      transport,
-      peer: options.peerEndpoint,
-      keepaliveIntervalS: options.keepaliveInterval,
-      clock,
-      log,
-    });
-    peerUp = () => !options.peerEndpoint || gue.peer !== undefined;
-    peersUp = () => (gue.peer !== undefined ? 1 : 0);
-    link = gue;
-  } else {
-    if (!options.privateKey || (!options.peerPublicKey && !options.peers)) {
-      await scope.closeAll();
-      throw new Error("WireGuard mode needs a private key and a peer key");
-    }
-    const aead = selectAead(log);
-    // "embedded": the compiled binary's own copy of the native addon (see aead-sodium.ts).
-    aeadName =
-      aeadBackendName(aead) + (aead === sodiumChaCha20Poly1305 && sodiumSource() === "embedded" ? " (embedded)" : "");
-    const wg = new WireGuardDevice({
-      privateKey: options.privateKey,
-      transmitQueueCapacity: options.transmitQueueCapacity,
-      transport,
-      clock,
-      random,
-      log,
-      aead,
-      events: {
-        peer: (p) => {
-          const logged = peerLogEvents(log, peerLabel(p), rejections);
-          return {
-            ...logged,
-            roamed: (from, to) => {
-              logged.roamed?.(from, to);
-              peerRoamed(p);
-            },
-          };
-        },
-        handshakeRejected: (reason, from) => rejections.add(reason, from),
-      },
-    });
-    scope.add(() => wg.close());
-    await scope.open("invalid peer configuration", () => {
-      for (const peer of wireguardPeers(options)) wg.addPeer(peer);
-    });
-    // Ready once every peer we were told where to find has a session.
-    const expected = [...wg.peers].filter((p) => p.endpoint !== undefined);
-    peerUp = () => expected.every((p) => p.hasSession);
-    peersUp = () => {
-      let n = 0;
-      for (const p of wg.peers) if (p.hasSession) n++;
-      return n;
-    };
-    peerCount = () => wg.peerCount;
-    device = wg;
-    link = wg;
-  }
+  const tunnel = await openTunnelLink(options, { transport, scope, rejections, clock, random, log });
+  const { link, device } = tunnel;
   scope.add(() => link.close());
-
-  // The listeners the options open come out of the descriptor budget's reserve.
-  const fdLimit = readFdLimit();
-  const listeners =
-    options.incomingTcp.length + options.incomingUdp.length + (options.statsListen ? 1 : 0) + (options.pcap ? 1 : 0);
-  const limits = deriveFlowLimits(fdLimit, listeners, options.maxFlows);
-  log.info(
-    `flow budget: ${limits.maxFlows} host sockets (open-files limit ${fdLimit ?? "unknown"}), ${limits.maxPendingConnects} TCP connects under way, ${limits.maxUdpMappings} UDP mappings`,
-  );
-  const gateway = new Gateway({
-    clock,
-    log,
-    limits,
-    fdLimit,
-    // Budget shares per peer: the peer whose AllowedIPs hold the flow's inner address.
-    peerOf: device
-      ? (addr) => {
-          const p = device?.allowedIps.lookup(addr);
-          return p ? keyToBase64(p.publicKey) : "";
-        }
-      : undefined,
-    dns: options.dns,
-    pingable: options.pingable,
-    udpIdleTimeoutMs: options.udpIdleTimeout * 1000,
-    tcpBufferSize: options.tcpBufferSize,
-    tcpConnectTimeoutMs: options.tcpConnectTimeoutMs,
-    policy,
-    incomingTcp: options.incomingTcp,
-    incomingUdp: options.incomingUdp,
-  });
-  // With --pcap the netstack talks to a tap that records every inner packet, both directions.
-  const stackLink = pcap ? tapLink(link, pcap) : link;
-  const netstack = new Netstack({
-    link: stackLink,
-    mtu: options.mtu,
-    clock,
-    log,
-    handlers: gateway,
-    routerAddress: gateway.ownAddresses(),
-  });
-  const tcp = new TcpLayer({
-    output: netstack.output,
-    clock,
-    random,
-    log,
-    mss4: options.mtu - 40,
-    mss6: options.mtu - 60,
-    bufferSize: options.tcpBufferSize,
-    autotuneMaxBufferSize: options.tcpBufferFixed ? 0 : AUTOTUNE_MAX_BUFFER_SIZE,
-    onConnect: (flow, conn) => gateway.onTcpConnect(flow, conn),
-  });
-  netstack.setTcp(tcp);
-  // What was lost on the old path is resent at once, not after a backed-off timer (up to 60 s).
-  const wgDevice = device;
-  // At most once a second per peer: each kick scans every flow, and a peer may hop ports often.
-  const kicks = new KeyedThrottle<Peer>(clock, 1000);
-  if (wgDevice)
-    peerRoamed = (p) => {
-      if (kicks.allow(p)) tcp.kickRetransmissions((address) => wgDevice.allowedIps.lookup(address) === p);
-    };
-  gateway.attach(netstack);
+  const { gateway, netstack, tcp } = buildStack(options, { tunnel, policy, pcap, clock, random, log });
   scope.add(() => {
     gateway.close();
     tcp.close();
@@ -308,7 +174,7 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
   link.start();
   log.info(
     `wgslirpy ${VERSION} started: ${options.mode === "gue" ? "GUE" : "WireGuard"} mode on UDP ${formatEndpoint(transport.local)}` +
-      (aeadName ? `, AEAD ${aeadName}` : ", unencrypted") +
+      (tunnel.aeadName ? `, AEAD ${tunnel.aeadName}` : ", unencrypted") +
       `, ${describePeer(options)}`,
   );
   if (statsServer)
@@ -318,8 +184,8 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
       ? new StatsSummary(log, clock, options.statsInterval * 1000, () => {
           const g = gateway.stats();
           return {
-            peers: peerCount(),
-            peersUp: peersUp(),
+            peers: tunnel.peerCount(),
+            peersUp: tunnel.peersUp(),
             liveTcp: g.liveTcp,
             liveUdp: g.liveUdp,
             bytesIn: transport.stats.bytesIn,
@@ -360,7 +226,7 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
     statsLocal: statsServer?.local,
     closed,
     close,
-    ready: () => !closing && peerUp(),
+    ready: () => !closing && tunnel.peerUp(),
     device,
     stats() {
       const g = gateway.stats();
@@ -377,21 +243,6 @@ export async function startGateway(options: GatewayOptions, ctx: GatewayContext 
     },
   };
   return handle;
-}
-
-/** The configured peers, or the one `peerPublicKey` peer that takes every address. */
-function wireguardPeers(options: GatewayOptions): PeerConfig[] {
-  if (options.peers) return options.peers;
-  if (!options.peerPublicKey) return [];
-  return [
-    {
-      publicKey: options.peerPublicKey,
-      presharedKey: options.presharedKey,
-      endpoint: options.peerEndpoint,
-      persistentKeepalive: options.keepaliveInterval,
-      allowedIps: ["0.0.0.0/0", "::/0"],
-    },
-  ];
 }
 
 /** The start line's peer part: its key (public, shortened) and where we expect it. */
