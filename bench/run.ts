@@ -15,17 +15,21 @@
 //                    [--no-ipv6] [--only-rows a,b] [--syscalls] [--cpu-prof DIR] [--tcp-buffer-size N]
 // After the iperf rows, on the direct path: new TCP connections per second (--conns N fresh HTTP
 // connections in a row, default 500; 0 skips) and fairness (--fairness-flows F concurrent echo flows
-// for --fairness-seconds S, default 200 for 180 s; 0 skips): the slowest flow's bytes over the median's.
+// for --fairness-seconds S, default 200 for 180 s; 0 skips): the slowest flow's bytes over the median's,
+// with UDP receive-buffer drops and kernel TCP timeouts in each namespace and the gateway's TCP counters
+// (bench/fairness.ts). --fairness-control adds the same client and echo server over loopback in one
+// namespace (no tunnel); --fairness-json FILE writes every run, per-flow bytes included.
 // --cpu-prof DIR: the gateway runs under `bun --cpu-prof`; its profile lands in DIR when it stops
 // (summarize with `bun bench/profile.ts DIR/*.cpuprofile`).
 import { resolve } from "node:path";
 import { createWorld, GW_PORT, type World } from "../harness/fixture.ts";
 import { describeImpairment, type Relay, type RelayImpairment, startRelay } from "../harness/impair-world.ts";
-import { exec, execCheck, interopSkipReason, killAll, spawnBg } from "../harness/netns.ts";
+import { exec, execCheck, interopSkipReason, killAll } from "../harness/netns.ts";
 import { type ReferencePair, startReferencePair } from "../harness/reference.ts";
 import { PORTS } from "../harness/servers.ts";
 import { ADDR } from "../harness/topology.ts";
 import type { WireGuardGo } from "../harness/wireguard-go.ts";
+import { describeFairness, type FairnessRun, runFairness } from "./fairness.ts";
 import { type IperfResult, iperf } from "./iperf.ts";
 import {
   counterDelta,
@@ -58,6 +62,8 @@ const connsN = Math.min(5000, Math.max(0, Number(arg("conns", "500"))));
 const fairFlows = Math.min(1000, Math.max(1, Number(arg("fairness-flows", "200"))));
 const fairSeconds = Math.min(600, Math.max(0, Number(arg("fairness-seconds", "180"))));
 const FLOWS_PY = resolve(import.meta.dir, "py/flows.py");
+const fairControl = flag("fairness-control");
+const fairJson = arg("fairness-json", "");
 const ECHO_PORT = 9100;
 const onlyRows = arg("only-rows", "")
   .split(",")
@@ -111,14 +117,8 @@ interface ConnsResult {
   errors: number;
   perSecond: number;
 }
-interface FairnessResult {
-  minBytes: number;
-  medianBytes: number;
-  minOverMedian: number;
-  totalMbps: number;
-  error?: string;
-}
-const extra: Partial<Record<PathName, { conns?: ConnsResult; fairness?: FairnessResult; cpuS?: number }>> = {};
+const extra: Partial<Record<PathName, { conns?: ConnsResult; fairness?: FairnessRun; cpuS?: number }>> = {};
+let fairLoopback: FairnessRun | undefined;
 
 async function runJson<T>(ns: string, argv: string[], timeoutMs: number): Promise<T | undefined> {
   const r = await exec(ns, argv, { timeoutMs });
@@ -144,28 +144,19 @@ async function measureFlows(path: PathName, w: World, probe: Probe): Promise<voi
   }
   if (fairSeconds > 0) {
     process.stderr.write(`${path}: fairness, ${fairFlows} echo flows for ${fairSeconds} s...\n`);
-    const server = spawnBg(w.t.inet, "echo-server", ["python3", FLOWS_PY, "echo-server", String(ECHO_PORT)]);
-    try {
-      await server.waitFor(/listening/, 10_000);
-      const t0 = await cpuSeconds(probe.pid);
-      e.fairness = await runJson<FairnessResult>(
-        w.t.peer,
-        [
-          "python3",
-          FLOWS_PY,
-          "fairness",
-          ADDR.inet4,
-          String(ECHO_PORT),
-          String(fairFlows),
-          String(fairSeconds),
-          "65536",
-        ],
-        (fairSeconds + 60) * 1000,
-      );
-      e.cpuS = (await cpuSeconds(probe.pid)) - t0;
-    } finally {
-      await server.stop(2000);
-    }
+    const t0 = await cpuSeconds(probe.pid);
+    e.fairness = await runFairness({
+      clientNs: w.t.peer,
+      serverNs: w.t.inet,
+      host: ADDR.inet4,
+      port: ECHO_PORT,
+      flows: fairFlows,
+      seconds: fairSeconds,
+      watch: { peer: w.t.peer, gw: w.t.gw, inet: w.t.inet },
+      gatewayCounters: probe.statsNs ? () => gatewayCounters(probe.statsNs!, STATS_PORT) : undefined,
+    });
+    e.cpuS = (await cpuSeconds(probe.pid)) - t0;
+    process.stderr.write(`  ${describeFairness(e.fairness)}\n`);
   }
 }
 
@@ -326,6 +317,18 @@ async function main(): Promise<number> {
       };
       await measurePath("reference", w, pair.peer, REF_GW_PORT, ping, { pid: pair.gw.pid ?? -1 });
     }
+    if (fairControl && fairSeconds > 0) {
+      process.stderr.write(`control: fairness over loopback in one namespace, no tunnel...\n`);
+      fairLoopback = await runFairness({
+        clientNs: w.t.inet,
+        serverNs: w.t.inet,
+        host: "127.0.0.1",
+        port: ECHO_PORT,
+        flows: fairFlows,
+        seconds: fairSeconds,
+        watch: { inet: w.t.inet },
+      });
+    }
   } finally {
     await stop();
   }
@@ -376,15 +379,12 @@ async function main(): Promise<number> {
     );
   }
   if (fairSeconds > 0) {
-    const f = (x: FairnessResult | undefined) =>
-      !x
-        ? "-"
-        : x.error
-          ? `err: ${x.error}`
-          : `slowest/median ${x.minOverMedian.toFixed(2)} (min ${(x.minBytes / 1e6).toFixed(1)} MB, median ${(x.medianBytes / 1e6).toFixed(1)} MB, total ${x.totalMbps.toFixed(0)} Mbit/s)`;
-    console.log(
-      `fairness (${fairFlows} echo flows, ${fairSeconds} s): wgslirpy ${f(a?.fairness)}; ref ${f(b?.fairness)}`,
-    );
+    console.log(`fairness (${fairFlows} echo flows, ${fairSeconds} s):`);
+    console.log(`  wgslirpy: ${describeFairness(a?.fairness)}`);
+    console.log(`  ref: ${describeFairness(b?.fairness)}`);
+    if (fairControl) console.log(`  loopback control: ${describeFairness(fairLoopback)}`);
+    if (fairJson)
+      await Bun.write(fairJson, JSON.stringify({ wgslirpy: a?.fairness, ref: b?.fairness, loopback: fairLoopback }));
   }
   if (withImpair)
     console.log(

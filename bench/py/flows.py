@@ -85,6 +85,8 @@ def echo_server(port):
 
 
 def fairness(host, port, flows, seconds, chunk):
+    """Every flow keeps one CHUNK in flight: write it, read it all back, write the next. A flow's
+    stall is the longest time it waited for echoed bytes (an RTO backoff shows as a long stall)."""
     flows, seconds, chunk = int(flows), float(seconds), int(chunk)
     payload = b"x" * chunk
     sel = selectors.DefaultSelector()
@@ -92,11 +94,16 @@ def fairness(host, port, flows, seconds, chunk):
     for i in range(flows):
         s = socket.create_connection((host, int(port)), timeout=10)
         s.setblocking(False)
-        state[s] = {"i": i, "out": payload, "want": chunk, "echoed": 0}
+        state[s] = {"i": i, "out": payload, "want": chunk, "echoed": 0, "last": 0.0, "stall": 0.0, "stalls1s": 0}
         sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE, None)
     t0 = time.monotonic()
+    for st in state.values():
+        st["last"] = t0
     deadline = t0 + seconds
-    while time.monotonic() < deadline:
+    while True:
+        now = time.monotonic()
+        if now >= deadline:
+            break
         for key, mask in sel.select(0.5):
             s = key.fileobj
             st = state[s]
@@ -114,6 +121,13 @@ def fairness(host, port, flows, seconds, chunk):
                 if d == b"":
                     raise SystemExit(json.dumps({"error": f"flow {st['i']} closed"}))
                 if d:
+                    t = time.monotonic()
+                    gap = t - st["last"]
+                    st["last"] = t
+                    if gap > st["stall"]:
+                        st["stall"] = gap
+                    if gap >= 1.0:
+                        st["stalls1s"] += 1
                     st["echoed"] += len(d)
                     st["want"] -= len(d)
                     if st["want"] <= 0 and not st["out"]:
@@ -121,18 +135,34 @@ def fairness(host, port, flows, seconds, chunk):
                         st["want"] += chunk
             sel.modify(s, selectors.EVENT_READ | (selectors.EVENT_WRITE if st["out"] else 0), None)
     t = time.monotonic() - t0
+    end = t0 + t
+    for st in state.values():
+        gap = end - st["last"]
+        if gap > st["stall"]:
+            st["stall"] = gap
     per = sorted(st["echoed"] for st in state.values())
+    stalls = sorted(st["stall"] for st in state.values())
     for s in state:
         s.close()
     med = statistics.median(per)
+
+    def pct(xs, p):
+        return xs[min(len(xs) - 1, int(p * len(xs)))]
+
     return {
         "flows": flows,
         "seconds": t,
         "minBytes": per[0],
+        "p10Bytes": pct(per, 0.1),
         "medianBytes": med,
         "maxBytes": per[-1],
         "minOverMedian": per[0] / med if med > 0 else 0,
+        "flowsUnderHalfMedian": sum(1 for b in per if b < med / 2),
         "totalMbps": sum(per) * 8 / t / 1e6,
+        "stallMedianS": round(pct(stalls, 0.5), 3),
+        "stallMaxS": round(stalls[-1], 3),
+        "stalls1s": sum(st["stalls1s"] for st in state.values()),
+        "perFlowBytes": per,
     }
 
 
