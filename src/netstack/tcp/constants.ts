@@ -13,6 +13,18 @@ export const TIME_WAIT_MS = 2 * MSL_MS;
  */
 export const MAX_RETRANSMITS = 10;
 /**
+ * Linear timeouts for thin flows (as Linux's tcp_thin_linear_timeouts): a flow with fewer than
+ * THIN_FLOW_SEGMENTS in flight when its retransmission timer expires resends at the un-backed-off
+ * RTO, for the first THIN_LINEAR_TIMEOUTS expiries in a row; only then does the RTO double. Such a
+ * flow has nothing to fast-retransmit with (too few segments for duplicate ACKs), so each lost
+ * retransmission would cost it another doubling: with many flows behind one small buffer (200 echo
+ * flows into the peer's UDP socket) the unlucky ones sat out 3-25 s of backoff while the others
+ * moved. One segment per RTO per flow is no load worth backing off for; a dead path still gets the
+ * exponential backoff after those few tries, and they do not count toward MAX_RETRANSMITS.
+ */
+export const THIN_FLOW_SEGMENTS = 4;
+export const THIN_LINEAR_TIMEOUTS = 6;
+/**
  * FIN-WAIT-2 without progress (our FIN acknowledged, the peer neither closes nor sends) ends the
  * flow after this long, like Linux's tcp_fin_timeout.
  */

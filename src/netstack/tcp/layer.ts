@@ -19,6 +19,7 @@ import {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_SYN_TIMEOUT_MS,
 } from "./constants.ts";
+import { PeerPaths } from "./peer-path.ts";
 import { emitReset, TcpSegmentIn } from "./segment.ts";
 import { seqAdd } from "./seq.ts";
 import { TcpStats } from "./stats.ts";
@@ -93,6 +94,8 @@ function sameAddr(a: IpAddr, b: IpAddr): boolean {
 export class TcpLayer {
   readonly stats = new TcpStats();
   private readonly table = new Map<string, TcpConnection>();
+  /** Per remote address, what its flows share (peer-path.ts); entries live as long as their flows. */
+  private readonly paths = new PeerPaths();
   private readonly seg = new TcpSegmentIn();
   private readonly synTimeoutMs: number;
   private readonly finWait2TimeoutMs: number;
@@ -274,6 +277,7 @@ export class TcpLayer {
     remotePort: number,
   ): TcpConnectionOptions {
     const o = this.opts;
+    const path = this.paths.acquire(remote);
     return {
       output: o.output,
       clock: o.clock,
@@ -293,7 +297,9 @@ export class TcpLayer {
       sack: o.sack,
       pacing: o.pacing,
       queueTurn: this.queueTurnBound,
+      path,
       onGone: (c) => {
+        this.paths.release(remote, path);
         if (this.table.get(key) === c) this.table.delete(key);
         if (this.lastFlow === c) this.lastFlow = null;
       },

@@ -94,6 +94,7 @@ export abstract class TcpSender extends TcpSegmentOutput {
     }
     this.rtt.resetBackoff();
     this.retries = 0;
+    if (dataAcked > 0) this.path.acks++;
     return dataAcked;
   }
 

@@ -23,6 +23,7 @@ import {
   windowScaleFor,
 } from "./constants.ts";
 import { Pacer } from "./pacing.ts";
+import { PeerPath } from "./peer-path.ts";
 import { RackLog } from "./rack.ts";
 import { ReceiveBuffer } from "./receive-buffer.ts";
 import { RttEstimator } from "./rtt.ts";
@@ -67,6 +68,8 @@ export interface TcpConnectionOptions {
    * app events and the coalesced ACK go out once per turn, not once per segment.
    */
   queueTurn: (conn: TcpControlBlock) => void;
+  /** Shared by the flows toward the same remote address (peer-path.ts); absent: this flow alone. */
+  path?: PeerPath;
 }
 
 /** Least time between two ACKs answering out-of-window segments without data. */
@@ -158,6 +161,11 @@ export abstract class TcpControlBlock {
   /** When an out-of-window pure ACK was last answered. */
   protected lastOowAck = Number.NEGATIVE_INFINITY;
   protected retries = 0;
+  /** Of `retries`, the linear (un-backed-off) ones of a thin flow (see THIN_LINEAR_TIMEOUTS). */
+  protected linearTimeouts = 0;
+  /** The peer's progress (PeerPath.acks) when the retransmission timer was last started. */
+  protected pathAcksAtArm = 0;
+  protected readonly path: PeerPath;
   protected persisting = false;
   /** A segment arrived from the peer since the keepalive timer last looked (no clock read per segment). */
   protected heard = false;
@@ -208,6 +216,7 @@ export abstract class TcpControlBlock {
     this.localPort = opts.localPort;
     this.remote = opts.remote;
     this.remotePort = opts.remotePort;
+    this.path = opts.path ?? new PeerPath();
     this.passive = passive;
     this.ourMss = opts.mss;
     this.sendMss = Math.min(opts.mss, opts.remote.length === 4 ? DEFAULT_MSS_V4 : DEFAULT_MSS_V6);

@@ -9,6 +9,8 @@ import {
   KEEPALIVE_INTERVAL_MS,
   KEEPALIVE_PROBES,
   MAX_RETRANSMITS,
+  THIN_FLOW_SEGMENTS,
+  THIN_LINEAR_TIMEOUTS,
   TIME_WAIT_MS,
   TLP_DELAYED_ACK_MS,
   TLP_MIN_PTO_MS,
@@ -53,8 +55,12 @@ export abstract class TcpTimers extends TcpSender {
       else this.sendProbe();
       return;
     }
+    // `retries` is reset whenever new data is acknowledged; so is the count of linear timeouts.
+    if (this.retries === 0) this.linearTimeouts = 0;
     this.retries++;
-    if (this.retries > MAX_RETRANSMITS) {
+    const linear = this.linearTimeout();
+    if (linear) this.linearTimeouts++;
+    if (this.retries - this.linearTimeouts > MAX_RETRANSMITS) {
       this.opts.log.debug(`tcp ${this.localPort}->${this.remotePort}: giving up after ${MAX_RETRANSMITS} retransmits`);
       this.sendReset();
       this.fireClosed("timeout");
@@ -69,7 +75,8 @@ export abstract class TcpTimers extends TcpSender {
     this.rack.clear();
     this.rackLost.length = 0;
     this.tlpOutstanding = false;
-    this.rtt.onTimeout();
+    if (linear) this.rtt.resetBackoff();
+    else this.rtt.onTimeout();
     this.cc.onTimeout(seqDiff(this.sndMax, this.sndUna), this.opts.clock.now());
     this.hystart.stop();
     this.inRecovery = false;
@@ -77,8 +84,28 @@ export abstract class TcpTimers extends TcpSender {
     this.recover = this.sndMax;
     this.rttTiming = false;
     this.sndNxt = this.sndUna;
-    this.rtxTimer.set(this.rtt.rto);
+    this.setRetransmitTimer(this.rtt.rto);
     this.trySend();
+  }
+
+  /** Start the retransmission timer, noting how far the peer's other flows have got. */
+  private setRetransmitTimer(ms: number): void {
+    this.pathAcksAtArm = this.path.acks;
+    this.rtxTimer.set(ms);
+  }
+
+  /**
+   * Does this expiry keep the un-backed-off RTO (THIN_LINEAR_TIMEOUTS)? Only for a thin flow, and
+   * only while the peer acknowledged other flows' data during the wait: a silent peer (dead path,
+   * or this flow alone) gets the RFC 6298 backoff as before.
+   */
+  private linearTimeout(): boolean {
+    return (
+      (this.state === "ESTABLISHED" || this.state === "CLOSE-WAIT") &&
+      this.linearTimeouts < THIN_LINEAR_TIMEOUTS &&
+      this.path.acks !== this.pathAcksAtArm &&
+      seqDiff(this.sndNxt, this.sndUna) < THIN_FLOW_SEGMENTS * this.sendMss
+    );
   }
 
   /**
@@ -189,12 +216,12 @@ export abstract class TcpTimers extends TcpSender {
       if (seqDiff(this.sndMax, this.sndUna) <= this.sendMss) pto += TLP_DELAYED_ACK_MS;
       if (pto < rto) {
         this.ptoArmed = true;
-        this.rtxTimer.set(pto);
+        this.setRetransmitTimer(pto);
         return;
       }
     }
     this.ptoArmed = false;
-    this.rtxTimer.set(rto);
+    this.setRetransmitTimer(rto);
   }
 
   protected tlpAllowed(): boolean {
