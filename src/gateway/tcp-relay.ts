@@ -14,7 +14,11 @@ import type { NatEntry } from "./nat-table.ts";
  *   the peer's window.
  * - host -> peer: each chunk Bun reads goes straight into conn.write(); what does not fit is kept
  *   as `pending` and the host socket is paused until conn.onWritable drains it. `pending` is at most
- *   one socket read (Bun reads up to 512 KiB at a time), never more, because reads stop at once.
+ *   one socket read (Bun reads up to 512 KiB at a time, plus one already under way when we paused),
+ *   because reads stop at once. It holds views of Bun's read buffers, not copies: Bun hands every
+ *   read in an ArrayBuffer of its own and never reuses it (measured on Bun 1.4.4; a test in
+ *   gateway-tcp-pending.test.ts fails if that changes), so host bytes are copied once, into the TCP
+ *   send buffer.
  *
  * Half-close both ways: the peer's FIN becomes shutdown() on the host socket once every byte before
  * it was written; the host's FIN becomes conn.shutdown() once `pending` is empty. Either side keeps
@@ -34,8 +38,6 @@ export interface TcpRelayDeps {
 
 export type HostSocket = Socket<TcpRelay>;
 
-const EMPTY = new Uint8Array(0);
-
 /**
  * The relay between one TCP connection with the peer and one host socket, shared by both
  * directions of flow: TcpBridge (the peer connects out, we Bun.connect) and ReverseTcpBridge (a host
@@ -45,8 +47,9 @@ const EMPTY = new Uint8Array(0);
 export abstract class TcpRelay implements NatEntry {
   readonly kind = "tcp";
   protected sock: HostSocket | undefined;
-  /** Host bytes the peer's send buffer did not take yet (copied out of Bun's read buffer). */
-  private pending: Uint8Array = EMPTY;
+  /** Host bytes the peer's send buffer did not take yet, oldest first: views of Bun's reads. */
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
   /** Outgoing only: the host connect is under way (the peer waits in SYN-RECEIVED). */
   protected connecting = false;
   private established = false;
@@ -76,7 +79,7 @@ export abstract class TcpRelay implements NatEntry {
   }
 
   bufferedBytes(): number {
-    return this.pending.length;
+    return this.pendingBytes;
   }
 
   /** Tear the flow down now (gateway shutdown): RST to the peer, abortive close of the host socket. */
@@ -103,20 +106,15 @@ export abstract class TcpRelay implements NatEntry {
   hostData(chunk: Uint8Array): void {
     if (this.connClosed) return;
     let rest = chunk;
-    if (this.pending.length === 0 && this.established) {
+    if (this.pendingBytes === 0 && this.established) {
       const n = this.conn.write(chunk);
       if (n >= chunk.length) return;
       rest = chunk.subarray(n);
     }
-    // Bun may reuse its read buffer after this callback: keep our own copy of the rest. A read
+    // A view, not a copy: Bun never reuses a read's buffer (see the top of the file). A read
     // already under way when we paused lands here too, queued behind the earlier bytes.
-    if (this.pending.length === 0) this.pending = rest.slice();
-    else {
-      const merged = new Uint8Array(this.pending.length + rest.length);
-      merged.set(this.pending);
-      merged.set(rest, this.pending.length);
-      this.pending = merged;
-    }
+    this.pending.push(rest);
+    this.pendingBytes += rest.length;
     this.sock?.pause();
   }
 
@@ -159,7 +157,7 @@ export abstract class TcpRelay implements NatEntry {
   private onEstablished(): void {
     this.established = true;
     this.connectionEstablished();
-    if (this.pending.length === 0 && !this.hostEof) this.sock?.resume();
+    if (this.pendingBytes === 0 && !this.hostEof) this.sock?.resume();
     this.flushToPeer();
     this.pumpToHost();
   }
@@ -203,10 +201,16 @@ export abstract class TcpRelay implements NatEntry {
   /** Host -> peer: move `pending` into the send buffer; then resume reads or relay the host's FIN. */
   private flushToPeer(): void {
     if (this.connClosed || !this.established) return;
-    if (this.pending.length > 0) {
-      const n = this.conn.write(this.pending);
-      this.pending = n >= this.pending.length ? EMPTY : this.pending.subarray(n);
-      if (this.pending.length > 0) return;
+    const pending = this.pending;
+    while (pending.length > 0) {
+      const head = pending[0]!;
+      const n = this.conn.write(head);
+      this.pendingBytes -= n;
+      if (n < head.length) {
+        if (n > 0) pending[0] = head.subarray(n);
+        return;
+      }
+      pending.shift();
     }
     if (this.hostEof) {
       if (!this.peerWriteShut) {
@@ -255,7 +259,8 @@ export abstract class TcpRelay implements NatEntry {
     if (this.finished) return;
     this.finished = true;
     this.releaseTimers();
-    this.pending = EMPTY;
+    this.pending = [];
+    this.pendingBytes = 0;
     // The host socket closes on its own after end(); its close event is then ignored.
     this.deps.onFinished(this);
   }
