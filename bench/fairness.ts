@@ -133,6 +133,6 @@ export function describeFairness(run: FairnessRun | undefined): string {
   if (g)
     s +=
       `; gateway TCP: ${g.retransmits} retransmits, ${g.rtoExpirations} RTOs, ${g.fastRecoveries} recoveries, ` +
-      `${g.tlpProbes} loss probes`;
+      `${g.tlpProbes} loss probes; ${g.datagramsOut} datagrams out in ${g.flushes} sendMany batches`;
   return s;
 }

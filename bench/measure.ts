@@ -25,6 +25,9 @@ export interface GatewayCounters {
   rtoExpirations: number;
   fastRecoveries: number;
   tlpProbes: number;
+  /** Outer UDP datagrams sent, and the sendMany batches they left in (burst size = the ratio). */
+  datagramsOut: number;
+  flushes: number;
 }
 
 /** b - a, field by field. */
@@ -56,6 +59,8 @@ export async function gatewayCounters(ns: string, statsPort: number): Promise<Ga
       rtoExpirations: Number(j.tcp?.rtoExpirations ?? Number.NaN),
       fastRecoveries: Number(j.tcp?.fastRecoveries ?? Number.NaN),
       tlpProbes: Number(j.tcp?.tlpProbes ?? Number.NaN),
+      datagramsOut: Number(j.transport?.datagramsOut ?? Number.NaN),
+      flushes: Number(j.transport?.flushes ?? Number.NaN),
     };
   } catch {
     return null;
