@@ -19,6 +19,7 @@ import {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_SYN_TIMEOUT_MS,
 } from "./constants.ts";
+import { FairShare } from "./fair-share.ts";
 import { PeerPaths } from "./peer-path.ts";
 import { emitReset, TcpSegmentIn } from "./segment.ts";
 import { seqAdd } from "./seq.ts";
@@ -96,6 +97,8 @@ export class TcpLayer {
   private readonly table = new Map<string, TcpConnection>();
   /** Per remote address, what its flows share (peer-path.ts); entries live as long as their flows. */
   private readonly paths = new PeerPaths();
+  /** Every flow's data segments take turns here (fair-share.ts); with pacing only. */
+  private readonly fairShare: FairShare | undefined;
   private readonly seg = new TcpSegmentIn();
   private readonly synTimeoutMs: number;
   private readonly finWait2TimeoutMs: number;
@@ -120,6 +123,7 @@ export class TcpLayer {
     this.finWait2TimeoutMs = opts.finWait2TimeoutMs ?? DEFAULT_FIN_WAIT_2_TIMEOUT_MS;
     this.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     this.stats.autotuneBudgetBytes = opts.autotuneBudgetBytes ?? DEFAULT_AUTOTUNE_BUDGET;
+    this.fairShare = opts.pacing === false ? undefined : new FairShare(opts.clock, this.stats);
     const cc = opts.congestionControl ?? "cubic";
     this.ccFactory = cc === "cubic" ? cubicFactory : cc === "newreno" ? newRenoFactory : cc;
   }
@@ -298,6 +302,7 @@ export class TcpLayer {
       pacing: o.pacing,
       queueTurn: this.queueTurnBound,
       path,
+      fairShare: this.fairShare,
       onGone: (c) => {
         this.paths.release(remote, path);
         if (this.table.get(key) === c) this.table.delete(key);

@@ -17,6 +17,8 @@ export class TcpStats {
   tlpProbes = 0;
   /** Retransmissions found lost by RACK (RFC 8985 §6) and sent again without waiting for the RTO. */
   rackLostRetransmits = 0;
+  /** Times a flow waited in line for its share of the layer's output (fair-share.ts). */
+  fairShareWaits = 0;
   /** Connections closed because the peer never sent its FIN in FIN-WAIT-2. */
   finWait2Timeouts = 0;
   /** Keepalive probes sent to a silent peer, and flows closed because none was answered. */

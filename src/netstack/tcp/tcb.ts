@@ -22,6 +22,7 @@ import {
   TIMESTAMP_OPTION_BYTES,
   windowScaleFor,
 } from "./constants.ts";
+import type { FairShare } from "./fair-share.ts";
 import { Pacer } from "./pacing.ts";
 import { PeerPath } from "./peer-path.ts";
 import { RackLog } from "./rack.ts";
@@ -70,6 +71,8 @@ export interface TcpConnectionOptions {
   queueTurn: (conn: TcpControlBlock) => void;
   /** Shared by the flows toward the same remote address (peer-path.ts); absent: this flow alone. */
   path?: PeerPath;
+  /** The layer's output shared among its flows (fair-share.ts); absent: only the flow's pacer. */
+  fairShare?: FairShare;
 }
 
 /** Least time between two ACKs answering out-of-window segments without data. */
@@ -166,6 +169,8 @@ export abstract class TcpControlBlock {
   /** The peer's progress (PeerPath.acks) when the retransmission timer was last started. */
   protected pathAcksAtArm = 0;
   protected readonly path: PeerPath;
+  /** In the layer's fair-share line (FairShare sets and clears it). */
+  fairShareWaiting = false;
   protected persisting = false;
   /** A segment arrived from the peer since the keepalive timer last looked (no clock read per segment). */
   protected heard = false;

@@ -265,9 +265,15 @@ export abstract class TcpTimers extends TcpSender {
     if (this.opts.pacing === false) return true;
     const now = this.opts.clock.now();
     const wait = this.pacer.check(len, now, this.cc.cwnd, this.cc.cwnd < this.cc.ssthresh, this.rtt.srtt, this.sendMss);
-    if (wait <= 0) return true;
+    // Then the flow's share of the layer's output (fair-share.ts): it may have to wait its turn.
+    if (wait <= 0) return this.opts.fairShare === undefined || this.opts.fairShare.take(this);
     if (this.paceTimer.deadline < 0) this.paceTimer.set(wait);
     return false;
+  }
+
+  /** The fair-share line came round to this flow (fair-share.ts). */
+  resumeSend(): void {
+    if (!this.released) this.trySend();
   }
 
   protected onPaceTimer(): void {
