@@ -243,6 +243,19 @@ describe.skipIf(!linux)("UDP GSO on the outer socket (loopback)", () => {
     expect(t.stats.gsoBatches).toBe(0);
   });
 
+  test("WGSLIRPY_GSO=0 makes the default off; the option still wins", async () => {
+    const saved = process.env.WGSLIRPY_GSO;
+    process.env.WGSLIRPY_GSO = "0";
+    try {
+      expect((await sender()).stats.gsoEnabled).toBe(0);
+      expect((await sender({ gso: true })).stats.gsoEnabled).toBe(1);
+    } finally {
+      if (saved === undefined) delete process.env.WGSLIRPY_GSO;
+      else process.env.WGSLIRPY_GSO = saved;
+    }
+    expect((await sender()).stats.gsoEnabled).toBe(1);
+  });
+
   test("a replacement socket inherits the counters but not the GSO state", async () => {
     const a = await sender();
     const b = await sender({ gso: false });
