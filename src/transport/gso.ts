@@ -22,6 +22,8 @@ export const GSO_MAX_BYTES = 65_000;
 /** Bound on the reusable buffer super-datagrams are built in; a flush needing more goes in chunks. */
 export const GSO_ARENA_MAX_BYTES = 4 * 1024 * 1024;
 const GSO_ARENA_MIN_BYTES = 128 * 1024;
+/** regroup() gives up on flushes to more endpoints than this (a linear search per datagram). */
+export const GSO_REGROUP_MAX_ENDPOINTS = 16;
 
 /** Flat sendMany arguments: data, port, address, data, port, address, ... */
 export type SendArgs = (Uint8Array | number | string)[];
@@ -69,6 +71,8 @@ export class GsoBatcher {
   /** How many queued datagrams each message of `args` carries. */
   readonly segments: number[] = [];
   private arena = new Uint8Array(0);
+  /** regroup()'s scratch: the endpoint group of each queued datagram. */
+  private groupOf = new Uint8Array(0);
 
   /** Bytes held by the reusable super-datagram buffer (bounded by GSO_ARENA_MAX_BYTES). */
   get bufferBytes(): number {
@@ -139,6 +143,62 @@ export class GsoBatcher {
     this.arena = new Uint8Array(size);
   }
 
+  /**
+   * Flows of several peers taking turns leave a flush interleaved by endpoint, with no runs to
+   * coalesce. Returns the flush regrouped by endpoint (first-seen order), each endpoint's datagrams
+   * in their own order, which is the only order with a meaning: different endpoints are different
+   * peers. Null when it already comes in runs (4 or more datagrams per endpoint change on average)
+   * or spans more than GSO_REGROUP_MAX_ENDPOINTS endpoints.
+   */
+  regroup(q: SendArgs, total: number): SendArgs | null {
+    let changes = 0;
+    for (let i = 1; i < total; i++) {
+      if (q[i * 3 + 1] !== q[i * 3 - 2] || q[i * 3 + 2] !== q[i * 3 - 1]) changes++;
+    }
+    if (changes === 0 || changes * 4 < total) return null;
+    if (this.groupOf.length < total) this.groupOf = new Uint8Array(Math.max(total, 2 * this.groupOf.length));
+    const ports: unknown[] = [];
+    const addresses: unknown[] = [];
+    const counts: number[] = [];
+    let last = 0;
+    for (let i = 0; i < total; i++) {
+      const port = q[i * 3 + 1];
+      const address = q[i * 3 + 2];
+      let g = last;
+      if (ports[g] !== port || addresses[g] !== address) {
+        g = 0;
+        while (g < ports.length && (ports[g] !== port || addresses[g] !== address)) g++;
+        if (g === ports.length) {
+          if (g === GSO_REGROUP_MAX_ENDPOINTS) return null;
+          ports.push(port);
+          addresses.push(address);
+          counts.push(0);
+        }
+      }
+      this.groupOf[i] = g;
+      counts[g] = (counts[g] as number) + 1;
+      last = g;
+    }
+    if (ports.length === total) return null;
+    // Each group's first slot, then place every datagram after its group's earlier ones.
+    let at = 0;
+    for (let g = 0; g < counts.length; g++) {
+      const c = counts[g] as number;
+      counts[g] = at;
+      at += c;
+    }
+    const out: SendArgs = new Array(total * 3);
+    for (let i = 0; i < total; i++) {
+      const g = this.groupOf[i] as number;
+      const o = (counts[g] as number) * 3;
+      counts[g] = (counts[g] as number) + 1;
+      out[o] = q[i * 3] as Uint8Array;
+      out[o + 1] = q[i * 3 + 1] as number;
+      out[o + 2] = q[i * 3 + 2] as string;
+    }
+    return out;
+  }
+
   /** Let go of the built arguments (the queue's buffers) after a flush. */
   clear(): void {
     this.args.length = 0;
@@ -180,6 +240,11 @@ export class GsoControl {
   ) {
     this.on = available;
     stats.gsoEnabled = available ? 1 : 0;
+  }
+
+  /** GSO may be used on this socket now. */
+  get enabled(): boolean {
+    return this.on;
   }
 
   /** Choose the segment size for the flush of q[0..total) (a setsockopt only when it changes). */

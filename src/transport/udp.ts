@@ -163,8 +163,10 @@ export class UdpTransport implements DatagramTransport {
   flush(): void {
     this.scheduled = false;
     if (this.closedFlag || this.queued === 0) return;
-    const q = this.queue;
     const total = this.queued;
+    const regrouped = this.gso.enabled ? this.batch.regroup(this.queue, total) : null;
+    if (regrouped) this.queue = regrouped;
+    const q = this.queue;
     this.gso.beginFlush(q, total);
     let head = 0;
     // After sendMany throws (it validates every argument before sending anything, so one bad

@@ -122,6 +122,26 @@ describe.skipIf(!linux)("UDP GSO on the outer socket (loopback)", () => {
     });
   }
 
+  test("flows of two peers taking turns: each receiver gets its own datagrams in order, coalesced", async () => {
+    const rxA = await receiver();
+    const rxB = await receiver();
+    const t = await sender();
+    const toA: Uint8Array[] = [];
+    const toB: Uint8Array[] = [];
+    for (let i = 0; i < 400; i++) {
+      const d = numbered(i, i % 40 === 39 ? 300 : FULL);
+      (i % 2 === 0 ? toA : toB).push(d);
+      t.send(d, { address: "127.0.0.1", port: i % 2 === 0 ? rxA.port : rxB.port });
+    }
+    await until(() => rxA.got.length >= 200 && rxB.got.length >= 200);
+    await Bun.sleep(20);
+    expectSame(rxA.got, toA);
+    expectSame(rxB.got, toB);
+    expect(t.stats.datagramsOut).toBe(400);
+    // Without regrouping no two neighbours share an endpoint, and nothing would coalesce.
+    expect(t.stats.gsoSegments).toBeGreaterThan(350);
+  });
+
   test("gso: false sends the same burst one datagram per message", async () => {
     const rx = await receiver();
     const other = await receiver();
@@ -392,6 +412,64 @@ describe("GSO batching (pure)", () => {
     // From an offset, and at most maxMessages.
     expect(g.build(q, 4, 11, FULL, 2)).toBe(2);
     expect(g.segments).toEqual([1, 2]);
+  });
+
+  test("regroup: interleaved endpoints grouped, each endpoint's order kept; null when not worth it", () => {
+    const a = to(1000);
+    const b = to(1001);
+    const c = to(1000, "::1");
+    const g = new GsoBatcher();
+    const q = queue([
+      [10, a],
+      [11, b],
+      [12, a],
+      [13, c],
+      [14, b],
+      [15, a],
+    ]);
+    const out = g.regroup(q, 6) as SendArgs;
+    const sizes = (x: SendArgs) => Array.from({ length: x.length / 3 }, (_, i) => (x[i * 3] as Uint8Array).length);
+    expect(sizes(out)).toEqual([10, 12, 15, 11, 14, 13]);
+    expect(out.filter((_, i) => i % 3 === 1)).toEqual([1000, 1000, 1000, 1001, 1001, 1000]);
+    expect(out.filter((_, i) => i % 3 === 2)).toEqual([
+      "127.0.0.1",
+      "127.0.0.1",
+      "127.0.0.1",
+      "127.0.0.1",
+      "127.0.0.1",
+      "::1",
+    ]);
+    // The same buffers, not copies.
+    expect(out[0]).toBe(q[0]);
+    // Already in runs (one change in 8), one endpoint, all different, or too many endpoints: null.
+    const runs = queue([
+      ...Array.from({ length: 4 }, () => [FULL, a] as [number, typeof a]),
+      ...Array.from({ length: 4 }, () => [FULL, b] as [number, typeof a]),
+    ]);
+    expect(g.regroup(runs, 8)).toBeNull();
+    expect(
+      g.regroup(
+        queue([
+          [1, a],
+          [2, a],
+        ]),
+        2,
+      ),
+    ).toBeNull();
+    expect(
+      g.regroup(
+        queue([
+          [1, a],
+          [2, b],
+          [3, c],
+        ]),
+        3,
+      ),
+    ).toBeNull();
+    const many = queue(Array.from({ length: 40 }, (_, i) => [FULL, to(2000 + (i % 17))] as [number, typeof a]));
+    expect(g.regroup(many, 40)).toBeNull();
+    const sixteen = queue(Array.from({ length: 40 }, (_, i) => [FULL, to(2000 + (i % 16))] as [number, typeof a]));
+    expect(g.regroup(sixteen, 40)?.length).toBe(120);
   });
 
   test("a super-datagram holds at most 64 segments and 65,000 bytes", () => {
