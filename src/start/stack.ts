@@ -3,12 +3,14 @@
  * the Gateway that bridges flows to OS sockets, with the flow budget derived from the open-files
  * limit and the roaming kick (a peer that moved gets its lost segments resent at once).
  */
+import { readFileSync } from "node:fs";
 import { deriveFlowLimits } from "../gateway/budget.ts";
 import { Gateway } from "../gateway/gateway.ts";
 import { readFdLimit } from "../gateway/host-fds.ts";
 import type { DestinationPolicy } from "../gateway/policy.ts";
 import type { IpLink } from "../link.ts";
 import { Netstack } from "../netstack/stack.ts";
+import { congestionControlForHost, HOST_CONGESTION_CONTROL_PATH } from "../netstack/tcp/congestion/host.ts";
 import { AUTOTUNE_MAX_BUFFER_SIZE } from "../netstack/tcp/constants.ts";
 import { TcpLayer } from "../netstack/tcp/layer.ts";
 import type { GatewayOptions } from "../options.ts";
@@ -87,6 +89,7 @@ export function buildStack(options: GatewayOptions, deps: StackDeps): Stack {
     mss6: options.mtu - 60,
     bufferSize: options.tcpBufferSize,
     autotuneMaxBufferSize: options.tcpBufferFixed ? 0 : AUTOTUNE_MAX_BUFFER_SIZE,
+    congestionControl: congestionControlForHost(readHostSetting(HOST_CONGESTION_CONTROL_PATH)),
     onConnect: (flow, conn) => gateway.onTcpConnect(flow, conn),
   });
   netstack.setTcp(tcp);
@@ -100,4 +103,13 @@ export function buildStack(options: GatewayOptions, deps: StackDeps): Stack {
   }
   gateway.attach(netstack);
   return { gateway, netstack, tcp };
+}
+
+/** A /proc setting of the host, or undefined where there is none (not Linux, no /proc). */
+function readHostSetting(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
 }

@@ -199,7 +199,7 @@ export function harness(
     mss?: number;
     seed?: number;
     synTimeoutMs?: number;
-    congestionControl?: "cubic" | "newreno";
+    congestionControl?: "cubic" | "bbr" | "newreno";
     maxConnections?: number;
     finWait2TimeoutMs?: number;
     autotuneMaxBufferSize?: number;
@@ -476,7 +476,7 @@ export interface TransferOptions {
   bToA?: Impairment;
   bufferSize?: number;
   mss?: number;
-  congestionControl?: "cubic" | "newreno";
+  congestionControl?: "cubic" | "bbr" | "newreno";
   /** SACK offered by A and B (default true). */
   sack?: boolean;
   /** Stop after this much virtual time (ms). */

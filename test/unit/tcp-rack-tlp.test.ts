@@ -72,19 +72,19 @@ describe("RACK-TLP (RFC 8985)", () => {
     expect([log.xmitTs, log.endSeq, log.rtt]).toEqual([3, 4000, 17]);
     const lost: number[] = [];
     // reo_wnd 2: segment 0 (sent 0) is lost at 19, 1 at 20, 2 not until 21: 1 ms left.
-    const next = log.detectLoss(20, 2, false, (s) => lost.push(s));
+    const next = log.detectLoss(20, 2, false, (s) => lost.push(s) > 0);
     expect(lost).toEqual([0, 1000]);
     expect(next).toBe(1);
     // Reported once; segment 4 (sent after the delivered one) is never a candidate.
     lost.length = 0;
-    expect(log.detectLoss(30, 2, false, (s) => lost.push(s))).toBe(-1);
+    expect(log.detectLoss(30, 2, false, (s) => lost.push(s) > 0)).toBe(-1);
     expect(lost).toEqual([2000]);
     // A retransmission of segment 0 replaces the original; only retransmissions when asked.
     log.onSend(0, 1000, 31, true);
     sb.add(4000, 5000, 0, 5000);
     log.onAck(0, sb, true, 60, 10);
     lost.length = 0;
-    log.detectLoss(60, 2, true, (s) => lost.push(s));
+    log.detectLoss(60, 2, true, (s) => lost.push(s) > 0);
     expect(lost).toEqual([]);
     // The cumulative ACK empties the log.
     log.onAck(5000, sb, false, 70, 10);

@@ -9,6 +9,7 @@ import type { Random } from "../../util/random.ts";
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpView, tcpChecksumValid } from "../../wire/tcp.ts";
 import type { FlowAddrs, IpAddr, IpOutput } from "../types.ts";
 import type { TcpConnectionApi } from "./api.ts";
+import { Bbr } from "./congestion/bbr.ts";
 import { Cubic } from "./congestion/cubic.ts";
 import { NewReno } from "./congestion/newreno.ts";
 import type { CongestionControlFactory } from "./congestion/types.ts";
@@ -44,8 +45,8 @@ export interface TcpLayerOptions {
   onConnect: (flow: FlowAddrs, conn: TcpConnectionApi) => void;
   /** Bound on each handshake (including the wait for accept()); default 30 s. */
   synTimeoutMs?: number;
-  /** Congestion control: "cubic" (default, RFC 9438), "newreno" (RFC 5681/6582) or a factory. */
-  congestionControl?: "cubic" | "newreno" | CongestionControlFactory;
+  /** Congestion control: "cubic" (default, RFC 9438), "bbr" (congestion/bbr.ts), "newreno" (RFC 5681/6582) or a factory. */
+  congestionControl?: CongestionControlName | CongestionControlFactory;
   /** Most flows held at once (every state, TIME-WAIT included); excess SYNs get a RST. Default 65536. */
   maxConnections?: number;
   /** FIN-WAIT-2 idle bound (default 60 s). */
@@ -71,6 +72,13 @@ export interface TcpFlowInfo {
 
 export const newRenoFactory: CongestionControlFactory = (mss) => new NewReno(mss);
 export const cubicFactory: CongestionControlFactory = (mss) => new Cubic(mss);
+export const bbrFactory: CongestionControlFactory = (mss) => new Bbr(mss);
+export type CongestionControlName = "cubic" | "bbr" | "newreno";
+const CC_FACTORIES: Record<CongestionControlName, CongestionControlFactory> = {
+  cubic: cubicFactory,
+  bbr: bbrFactory,
+  newreno: newRenoFactory,
+};
 
 /**
  * Demux key of a flow as seen from the peer: remote address, remote port, local address, local
@@ -125,7 +133,7 @@ export class TcpLayer {
     this.stats.autotuneBudgetBytes = opts.autotuneBudgetBytes ?? DEFAULT_AUTOTUNE_BUDGET;
     this.fairShare = opts.pacing === false ? undefined : new FairShare(opts.clock, this.stats);
     const cc = opts.congestionControl ?? "cubic";
-    this.ccFactory = cc === "cubic" ? cubicFactory : cc === "newreno" ? newRenoFactory : cc;
+    this.ccFactory = typeof cc === "function" ? cc : CC_FACTORIES[cc];
   }
 
   get liveConnections(): number {

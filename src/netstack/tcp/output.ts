@@ -8,6 +8,14 @@ import { seqAdd, seqDiff, seqGt, seqLt } from "./seq.ts";
 import { TcpControlBlock } from "./tcb.ts";
 
 export abstract class TcpSegmentOutput extends TcpControlBlock {
+  /** Payload bytes sent again, over the connection's life (BBR's loss rate per round). */
+  protected retransmittedBytes = 0;
+  /** Delivery-rate state: bytes delivered (cumulatively acknowledged or SACKed) and when last... */
+  protected delivered = 0;
+  protected deliveredTime = 0;
+  /** ...and when the first segment of the current flight left. */
+  protected firstSentTime = 0;
+
   /** Emit data [seq, seq+len) from the send buffer, with FIN when `fin`. */
   protected sendData(seq: number, len: number, fin: boolean): void {
     const isRetransmit = seqLt(seq, this.sndMax);
@@ -20,6 +28,7 @@ export abstract class TcpSegmentOutput extends TcpControlBlock {
     this.emit(len);
     if (isRetransmit) {
       this.opts.stats.retransmits++;
+      this.retransmittedBytes += len;
       // Karn: a retransmitted range never yields an RTT sample.
       if (this.rttTiming && seqLt(seq, this.rttSeq)) this.rttTiming = false;
     } else if (len > 0 && !this.rttTiming && !this.tsEnabled) {
@@ -28,7 +37,18 @@ export abstract class TcpSegmentOutput extends TcpControlBlock {
       this.rttTime = this.opts.clock.now();
     }
     if (len > 0 && this.sackEnabled) {
-      this.rack.onSend(seq, seqAdd(seq, len), this.opts.clock.now(), isRetransmit);
+      const now = this.opts.clock.now();
+      // A new flight: the rate clock restarts (an idle gap is no part of any delivery rate).
+      if (this.sndMax === this.sndUna) this.firstSentTime = this.deliveredTime = now;
+      this.rack.onSend(
+        seq,
+        seqAdd(seq, len),
+        now,
+        isRetransmit,
+        this.delivered,
+        this.deliveredTime,
+        this.firstSentTime,
+      );
       if (isRetransmit && this.rackLost.length > 0) this.forgetRackLost(seq);
     }
     const end = seqAdd(seq, len + (fin ? 1 : 0));

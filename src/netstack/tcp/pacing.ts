@@ -42,12 +42,13 @@ export class Pacer {
    * May `len` bytes leave at `now`? Returns 0 when they may (spend() them once sent), otherwise how
    * many ms until the bucket holds them.
    */
-  check(len: number, now: number, cwnd: number, slowStart: boolean, srttMs: number, mss: number): number {
-    if (!(srttMs > 0)) {
+  check(len: number, now: number, cwnd: number, slowStart: boolean, srttMs: number, mss: number, ccRate = 0): number {
+    if (!(srttMs > 0) && !(ccRate > 0)) {
       this.rate = 0;
       return 0;
     }
-    const rate = ((slowStart ? PACING_SLOW_START_FACTOR : PACING_FACTOR) * cwnd) / srttMs;
+    // A model-based controller (BBR) sets the rate itself.
+    const rate = ccRate > 0 ? ccRate : ((slowStart ? PACING_SLOW_START_FACTOR : PACING_FACTOR) * cwnd) / srttMs;
     this.rate = rate;
     const burst = Math.max(Math.min(rate * PACING_BURST_MS, PACING_MAX_BURST * mss), PACING_MIN_BURST * mss);
     const t = this.tokens + (now - this.at) * rate;

@@ -27,6 +27,11 @@ export class RackLog {
   private en = new Uint32Array(64);
   private tm = new Float64Array(64);
   private fl = new Uint8Array(64);
+  // Delivery-rate snapshots at each transmission (draft-cheng-iccrg-delivery-rate-estimation):
+  // the sender's delivered count, its time, and the first send time of the flight.
+  private dv = new Float64Array(64);
+  private dt = new Float64Array(64);
+  private fs = new Float64Array(64);
   private head = 0;
   /** Entries in the log. */
   size = 0;
@@ -35,9 +40,26 @@ export class RackLog {
   endSeq = 0;
   /** RACK.rtt: the RTT of that segment's delivery. */
   rtt = 0;
+  /** That segment was a retransmission (its RTT is ambiguous: Karn's rule keeps it from estimators). */
+  rttAmbiguous = false;
+  /** That segment's delivery-rate snapshot (see onSend). */
+  rsDelivered = 0;
+  rsDeliveredTime = 0;
+  rsFirstSent = 0;
 
-  /** A data segment [start, end) left at `now`. */
-  onSend(start: number, end: number, now: number, retransmit: boolean): void {
+  /**
+   * A data segment [start, end) left at `now`, when the sender had seen `delivered` bytes delivered,
+   * the last at `deliveredTime`, in a flight whose first segment left at `firstSent`.
+   */
+  onSend(
+    start: number,
+    end: number,
+    now: number,
+    retransmit: boolean,
+    delivered = 0,
+    deliveredTime = 0,
+    firstSent = 0,
+  ): void {
     if (retransmit) {
       for (let i = 0; i < this.size; i++) {
         const j = this.index(i);
@@ -55,6 +77,9 @@ export class RackLog {
     this.en[j] = end;
     this.tm[j] = now;
     this.fl[j] = retransmit ? RETRANSMITTED : 0;
+    this.dv[j] = delivered;
+    this.dt[j] = deliveredTime;
+    this.fs[j] = firstSent;
     this.size++;
   }
 
@@ -89,14 +114,14 @@ export class RackLog {
 
   /**
    * RFC 8985 §6.2 step 5: report every outstanding segment sent before RACK.xmit_ts whose time is
-   * up (`lost(start, end)`, once per transmission). Returns the ms until the next one would be
+   * up (`lost(start, end)`, once per transmission it accepts). Returns the ms until the next one would be
    * (the reordering timer), or -1.
    */
   detectLoss(
     now: number,
     reoWnd: number,
     retransmittedOnly: boolean,
-    lost: (start: number, end: number, retransmitted: boolean) => void,
+    lost: (start: number, end: number, retransmitted: boolean) => boolean,
   ): number {
     if (this.xmitTs < 0) return -1;
     let next = -1;
@@ -110,8 +135,8 @@ export class RackLog {
       if (t === this.xmitTs && !seqGt(this.endSeq, this.en[j] as number)) continue;
       const left = t + this.rtt + reoWnd - now;
       if (left <= 0) {
-        this.fl[j]! |= LOST;
-        lost(this.st[j] as number, this.en[j] as number, (f & RETRANSMITTED) !== 0);
+        // A full queue refuses it: it stays unmarked, to be reported again once there is room.
+        if (lost(this.st[j] as number, this.en[j] as number, (f & RETRANSMITTED) !== 0)) this.fl[j]! |= LOST;
       } else if (next < 0 || left < next) next = left;
     }
     return next;
@@ -132,6 +157,10 @@ export class RackLog {
       this.xmitTs = t;
       this.endSeq = this.en[j] as number;
       this.rtt = rtt;
+      this.rttAmbiguous = ((this.fl[j] as number) & RETRANSMITTED) !== 0;
+      this.rsDelivered = this.dv[j] as number;
+      this.rsDeliveredTime = this.dt[j] as number;
+      this.rsFirstSent = this.fs[j] as number;
     }
   }
 
@@ -140,6 +169,9 @@ export class RackLog {
     this.en = new Uint32Array(64);
     this.tm = new Float64Array(64);
     this.fl = new Uint8Array(64);
+    this.dv = new Float64Array(64);
+    this.dt = new Float64Array(64);
+    this.fs = new Float64Array(64);
     this.head = 0;
   }
 
@@ -153,17 +185,26 @@ export class RackLog {
     const en = new Uint32Array(n);
     const tm = new Float64Array(n);
     const fl = new Uint8Array(n);
+    const dv = new Float64Array(n);
+    const dt = new Float64Array(n);
+    const fs = new Float64Array(n);
     for (let i = 0; i < this.size; i++) {
       const j = this.index(i);
       st[i] = this.st[j] as number;
       en[i] = this.en[j] as number;
       tm[i] = this.tm[j] as number;
       fl[i] = this.fl[j] as number;
+      dv[i] = this.dv[j] as number;
+      dt[i] = this.dt[j] as number;
+      fs[i] = this.fs[j] as number;
     }
     this.st = st;
     this.en = en;
     this.tm = tm;
     this.fl = fl;
+    this.dv = dv;
+    this.dt = dt;
+    this.fs = fs;
     this.head = 0;
   }
 }

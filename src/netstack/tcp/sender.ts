@@ -5,12 +5,12 @@
  */
 import { TCP_FIN, TCP_SYN } from "../../wire/tcp.ts";
 import { DUPACK_THRESHOLD, MAX_RACK_LOST } from "./constants.ts";
-import { TcpSegmentOutput } from "./output.ts";
+import { TcpDeliveryReport } from "./delivery.ts";
 import type { TcpSegmentIn } from "./segment.ts";
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from "./seq.ts";
 import { EV_WRITABLE } from "./tcb.ts";
 
-export abstract class TcpSender extends TcpSegmentOutput {
+export abstract class TcpSender extends TcpDeliveryReport {
   /** (Re)arm the retransmission or tail loss probe timer (timers.ts). */
   protected abstract armRetransmitTimer(restart: boolean): void;
   /** May `len` bytes leave now under pacing (timers.ts)? */
@@ -34,13 +34,22 @@ export abstract class TcpSender extends TcpSegmentOutput {
       return false;
     }
     const newWnd = seg.window * 2 ** this.sndShift;
-    const advanced = seqGt(ack, this.sndUna);
+    const una0 = this.sndUna;
+    const advanced = seqGt(ack, una0);
+    this.ackRtt = -1;
+    this.rateSampled = false;
     const dataAcked = advanced ? this.ackData(seg, ack) : 0;
     // RFC 6675 Update(): fold the SACK blocks into the scoreboard.
     let newlySacked = 0;
+    // Bytes acknowledged now that were not SACKed before (delivered only now).
+    let newlyAcked = advanced ? seqDiff(ack, una0) : 0;
     const o = seg.options;
     if (this.sackEnabled) {
-      if (advanced) this.sb.ackTo(ack);
+      if (advanced) {
+        const before = this.sb.sackedBytes;
+        this.sb.ackTo(ack);
+        newlyAcked -= before - this.sb.sackedBytes;
+      }
       for (let i = 0; i < o.sackCount; i++) {
         newlySacked += this.sb.add(
           o.sackBlocks[2 * i] as number,
@@ -50,6 +59,7 @@ export abstract class TcpSender extends TcpSegmentOutput {
         );
       }
     }
+    const recoveries0 = this.opts.stats.fastRecoveries;
     if (advanced) {
       this.onNewAck(dataAcked);
     } else if (ack === this.sndUna && this.sndMax !== this.sndUna) {
@@ -71,6 +81,7 @@ export abstract class TcpSender extends TcpSegmentOutput {
       this.enterRecovery();
     }
     if (this.sackEnabled && this.rack.size > 0) this.rackUpdate(newlySacked > 0);
+    if (this.cc.onDelivery) this.reportDelivery(newlyAcked + newlySacked, recoveries0);
     // Window update (§3.10.7.4): only from segments newer than the last update.
     if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack))) {
       this.updateWindow(seg.window, seg.seq, ack, this.sndShift);
@@ -87,10 +98,12 @@ export abstract class TcpSender extends TcpSegmentOutput {
     this.sndUna = ack;
     if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
     if (this.tsEnabled && seg.options.hasTimestamp && seg.options.tsEcr !== 0) {
-      this.rttSample(this.tsEcrAge(seg.options.tsEcr));
+      this.ackRtt = this.tsEcrAge(seg.options.tsEcr);
+      this.rttSample(this.ackRtt);
     } else if (this.rttTiming && seqGe(ack, this.rttSeq)) {
       this.rttTiming = false;
-      this.rttSample(this.opts.clock.now() - this.rttTime);
+      this.ackRtt = this.opts.clock.now() - this.rttTime;
+      this.rttSample(this.ackRtt);
     }
     this.rtt.resetBackoff();
     this.retries = 0;
@@ -317,7 +330,13 @@ export abstract class TcpSender extends TcpSegmentOutput {
    */
   private rackUpdate(sacked: boolean): void {
     const now = this.opts.clock.now();
+    const xmitTs = this.rack.xmitTs;
     this.rack.onAck(this.sndUna, this.sb, sacked, now, this.minRtt);
+    // Karn: a retransmission delivered "at once" may be the original's ACK (a 25 µs min RTT once).
+    if (this.rack.xmitTs !== xmitTs) {
+      this.rateSampled = true;
+      if (!this.rack.rttAmbiguous) this.ackRtt = this.rack.rtt;
+    }
     // Without SACKed data nothing delivered was sent after anything outstanding.
     if (this.sb.empty) return;
     const srtt = Math.max(this.rtt.srtt, 0);
@@ -329,10 +348,11 @@ export abstract class TcpSender extends TcpSegmentOutput {
     if (this.rackLost.length > 0 && !this.inRecovery && seqGe(this.sndUna, this.recover)) this.enterRecovery();
   }
 
-  private readonly onRackLost = (start: number, end: number, retransmitted: boolean) => {
-    if (this.rackLost.length >= 2 * MAX_RACK_LOST) return;
+  private readonly onRackLost = (start: number, end: number, retransmitted: boolean): boolean => {
+    if (this.rackLost.length >= 2 * MAX_RACK_LOST) return false;
     this.rackLost.push(start, end);
     if (retransmitted) this.opts.stats.rackLostRetransmits++;
+    return true;
   };
 
   /** Send the first lost retransmission RACK found that is still missing; returns bytes sent. */

@@ -264,7 +264,8 @@ export abstract class TcpTimers extends TcpSender {
   protected paceReady(len: number): boolean {
     if (this.opts.pacing === false) return true;
     const now = this.opts.clock.now();
-    const wait = this.pacer.check(len, now, this.cc.cwnd, this.cc.cwnd < this.cc.ssthresh, this.rtt.srtt, this.sendMss);
+    const cc = this.cc;
+    const wait = this.pacer.check(len, now, cc.cwnd, cc.cwnd < cc.ssthresh, this.rtt.srtt, this.sendMss, cc.pacingRate);
     // Then the flow's share of the layer's output (fair-share.ts): it may have to wait its turn.
     if (wait <= 0) return this.opts.fairShare === undefined || this.opts.fairShare.take(this);
     if (this.paceTimer.deadline < 0) this.paceTimer.set(wait);

@@ -31,6 +31,40 @@ export interface CongestionControl {
   setMss(mss: number): void;
   /** HyStart++ ended slow start without a loss: ssthresh = cwnd (RFC 9406 §4.2). */
   exitSlowStart(): void;
+  /**
+   * Model-based control (BBR) only: called for every ACK, in and out of recovery, after the
+   * recovery state changes. Loss-based controllers leave it out.
+   */
+  onDelivery?(s: DeliverySample): void;
+  /** Model-based control only: the pacing rate it wants (bytes per ms; 0 = the default pacing). */
+  readonly pacingRate?: number;
+}
+
+/** What an ACK tells a model-based controller (reused object: read it during the call only). */
+export interface DeliverySample {
+  /** Bytes delivered since the connection began (cumulatively acknowledged or SACKed). */
+  delivered: number;
+  /** Bytes this ACK newly delivered. */
+  acked: number;
+  /** Bytes in flight after this ACK (sent, neither acknowledged nor SACKed). */
+  inflight: number;
+  /** Now (ms). */
+  now: number;
+  /** A fine-grained RTT sample from this ACK (ms), or -1. */
+  rtt: number;
+  /** When the most recently sent of the segments delivered so far left (ms), or -1: rounds. */
+  sentAt: number;
+  /** A delivery-rate sample (bytes per ms) over `interval` ms, or -1 when this ACK gave none. */
+  rate: number;
+  interval: number;
+  /** Payload bytes retransmitted since the connection began. */
+  retransmitted: number;
+  /** The sender had nothing more to send (the app is the limit, not the network). */
+  appLimited: boolean;
+  /** Data from before the last loss recovery or timeout is still unacknowledged (SND.UNA < recover). */
+  recovering: boolean;
+  /** This ACK revealed a loss (recovery began or a retransmission is queued). */
+  lost: boolean;
 }
 
 export type CongestionControlFactory = (mss: number) => CongestionControl;
