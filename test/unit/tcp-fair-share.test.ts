@@ -5,6 +5,9 @@ import {
   FAIR_SHARE_RATE,
   FairShare,
   type FairShareFlow,
+  SHARE_EPOCH_MS,
+  SHARE_MIN_RATE,
+  ShareRate,
 } from "../../src/netstack/tcp/fair-share.ts";
 import { VirtualClock } from "../../src/util/clock.ts";
 import { TCP_ACK, TCP_SYN } from "../../src/wire/tcp.ts";
@@ -13,6 +16,7 @@ import { bytes, type Harness, harness, PEER_ISS } from "./tcp-harness.ts";
 /** A flow that sends up to `want` segments whenever it may, logging each under its name. */
 class FakeFlow implements FairShareFlow {
   fairShareWaiting = false;
+  fairShareEpoch = 0;
   constructor(
     readonly name: string,
     private readonly share: FairShare,
@@ -31,7 +35,7 @@ describe("FairShare (the layer's output, round robin)", () => {
   test("a burst of FAIR_SHARE_BURST, then the waiting flows in turn, FAIR_SHARE_QUANTUM each", () => {
     expect([FAIR_SHARE_BURST, FAIR_SHARE_QUANTUM, FAIR_SHARE_RATE]).toEqual([64, 4, 128]);
     const clock = new VirtualClock();
-    const stats = { fairShareWaits: 0 };
+    const stats = { fairShareWaits: 0, fairShareRate: 0, retransmits: 0 };
     const share = new FairShare(clock, stats);
     const log: string[] = [];
     const a = new FakeFlow("a", share, log, 200);
@@ -65,6 +69,47 @@ describe("FairShare (the layer's output, round robin)", () => {
     clock.advance(1);
     expect(log.slice(0, 12).join("")).toBe("ccccaaaacccc");
     expect(stats.fairShareWaits).toBeGreaterThan(0);
+  });
+});
+
+describe("ShareRate (the bucket's rate from every flow's losses)", () => {
+  test("heavy loss over many flows: 0.8 x what was sent; light loss: +25 % per epoch up to the ceiling", () => {
+    const r = new ShareRate();
+    expect(r.rate).toBe(FAIR_SHARE_RATE);
+    // 3,000 segments in 100 ms (30/ms), 10 % of them retransmissions, 200 flows: 24/ms.
+    expect(r.onEpoch(3000, 300, 200, 100)).toBe(24);
+    // The same loss from fewer than 8 flows is their own congestion controls' business.
+    expect(new ShareRate().onEpoch(3000, 300, 7, 100)).toBe(FAIR_SHARE_RATE);
+    // 3 % (between the thresholds): held. 1 %: up a quarter, capped at the ceiling.
+    expect(r.onEpoch(2400, 72, 200, 100)).toBe(24);
+    expect(r.onEpoch(2400, 24, 200, 100)).toBe(30);
+    for (let i = 0; i < 20; i++) r.onEpoch(2400, 0, 200, 100);
+    expect(r.rate).toBe(FAIR_SHARE_RATE);
+    // Never below the floor.
+    for (let i = 0; i < 20; i++) r.onEpoch(10, 5, 200, 100);
+    expect(r.rate).toBe(SHARE_MIN_RATE);
+  });
+
+  test("the bucket refills at the lowered rate once an epoch of heavy loss is over", () => {
+    const clock = new VirtualClock();
+    const stats = { fairShareWaits: 0, fairShareRate: 0, retransmits: 0 };
+    const share = new FairShare(clock, stats);
+    const log: string[] = [];
+    const flows = Array.from({ length: 10 }, (_, i) => new FakeFlow(String(i), share, log, 1e9));
+    // Every flow keeps sending; a tenth of what leaves is retransmissions.
+    for (let t = 0; t <= SHARE_EPOCH_MS; t++) {
+      for (const f of flows) f.resumeSend();
+      clock.advance(1);
+      stats.retransmits = Math.round(log.length / 10);
+    }
+    expect(stats.fairShareRate).toBeLessThan(FAIR_SHARE_RATE);
+    const rate = stats.fairShareRate;
+    // Served once per ms, a full bucket (64) per ms went out: the rate is 0.8 of that.
+    expect(rate).toBeCloseTo(0.8 * FAIR_SHARE_BURST, 0);
+    log.length = 0;
+    clock.advance(10);
+    // 10 ms at the new rate (the bucket was empty; the line is served each ms).
+    expect(Math.abs(log.length - 10 * rate)).toBeLessThanOrEqual(FAIR_SHARE_QUANTUM + 1);
   });
 });
 

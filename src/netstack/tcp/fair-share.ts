@@ -13,8 +13,12 @@
  * order) that loses. With the bound, the clump leaves as bursts the buffer holds, the flows taking
  * turns; what the peer cannot take yet waits here rather than being dropped there.
  *
- * The rate is a ceiling for all flows together, not a shaper: far above what one gateway process
- * sends (~1.4 Gbit/s at a 1,368-byte MSS), so a single fast flow only meets its own pacer.
+ * The rate starts at a ceiling far above what one gateway process sends (~1.4 Gbit/s at a
+ * 1,368-byte MSS), so a single fast flow only meets its own pacer. It comes down (ShareRate) only
+ * when many flows together keep losing more than any one flow's congestion control would let it:
+ * 200 flows at their minimum windows are still more than the peer drains, and each loss costs one
+ * of them a timeout. The bucket then sends about what got through, and the excess waits here, in
+ * turn, instead of being dropped at the peer.
  */
 import type { Clock, Timer } from "../../util/clock.ts";
 
@@ -26,10 +30,40 @@ export const FAIR_SHARE_RATE = 128;
 export const FAIR_SHARE_QUANTUM = 4;
 /** The line's timer: timers have millisecond resolution. */
 const SERVE_INTERVAL_MS = 1;
+/** ShareRate looks at the losses once per epoch. */
+export const SHARE_EPOCH_MS = 100;
+/** Flows that must have sent in an epoch for the rate to come down (one flow has its own CC). */
+export const SHARE_MANY_FLOWS = 8;
+/** Retransmitted share of the epoch's segments above which the rate comes down, below which it grows. */
+export const SHARE_LOSS_HIGH = 0.05;
+export const SHARE_LOSS_LOW = 0.02;
+/** The rate never goes below this (segments per ms; ~45 Mbit/s). */
+export const SHARE_MIN_RATE = 4;
+
+/**
+ * The bucket's rate from the losses of all flows, once per epoch: above SHARE_LOSS_HIGH with at
+ * least SHARE_MANY_FLOWS flows sending, 0.8 x what was sent in the epoch; below SHARE_LOSS_LOW, up
+ * by a quarter per epoch toward FAIR_SHARE_RATE; in between, unchanged.
+ */
+export class ShareRate {
+  rate = FAIR_SHARE_RATE;
+  onEpoch(sent: number, retransmitted: number, flows: number, ms: number): number {
+    if (sent <= 0 || ms <= 0) return this.rate;
+    const loss = retransmitted / sent;
+    if (loss > SHARE_LOSS_HIGH && flows >= SHARE_MANY_FLOWS) {
+      this.rate = Math.max(SHARE_MIN_RATE, Math.min(this.rate, sent / ms) * 0.8);
+    } else if (loss < SHARE_LOSS_LOW) {
+      this.rate = Math.min(FAIR_SHARE_RATE, this.rate * 1.25);
+    }
+    return this.rate;
+  }
+}
 
 export interface FairShareFlow {
   /** In the line (set and cleared by FairShare only). */
   fairShareWaiting: boolean;
+  /** The last epoch this flow sent in (FairShare's own bookkeeping). */
+  fairShareEpoch: number;
   /** Its turn came: send what window and pacing allow (taking tokens again). */
   resumeSend(): void;
 }
@@ -37,6 +71,10 @@ export interface FairShareFlow {
 export interface FairShareStats {
   /** Times a flow had to wait in the line for its share. */
   fairShareWaits: number;
+  /** The bucket's rate now (segments per ms). */
+  fairShareRate: number;
+  /** Segments sent again, by every flow (read: the loss signal). */
+  readonly retransmits: number;
 }
 
 export class FairShare {
@@ -49,6 +87,13 @@ export class FairShare {
   private servingLeft = 0;
   private turnQueued = false;
   private readonly timer: Timer;
+  private readonly shareRate = new ShareRate();
+  private rate = FAIR_SHARE_RATE;
+  private epoch = 1;
+  private epochStart: number;
+  private epochSent = 0;
+  private epochFlows = 0;
+  private epochRetransmits: number;
   private readonly serveBound = () => {
     this.turnQueued = false;
     this.serve();
@@ -59,6 +104,9 @@ export class FairShare {
     private readonly stats: FairShareStats,
   ) {
     this.at = clock.now();
+    this.epochStart = this.at;
+    this.epochRetransmits = stats.retransmits;
+    stats.fairShareRate = this.rate;
     this.timer = clock.timer(() => this.serve());
   }
 
@@ -76,15 +124,36 @@ export class FairShare {
     if (this.serving === f) {
       if (this.servingLeft > 0 && this.refill() >= 1) {
         this.servingLeft--;
-        this.tokens--;
+        this.spend(f);
         return true;
       }
     } else if (this.head === this.line.length && this.refill() >= 1) {
-      this.tokens--;
+      this.spend(f);
       return true;
     }
     this.enqueue(f);
     return false;
+  }
+
+  private spend(f: FairShareFlow): void {
+    this.tokens--;
+    this.epochSent++;
+    if (f.fairShareEpoch !== this.epoch) {
+      f.fairShareEpoch = this.epoch;
+      this.epochFlows++;
+    }
+  }
+
+  /** An epoch is over: the rate from its losses (ShareRate). */
+  private endEpoch(now: number): void {
+    const rtx = this.stats.retransmits - this.epochRetransmits;
+    this.rate = this.shareRate.onEpoch(this.epochSent, rtx, this.epochFlows, now - this.epochStart);
+    this.stats.fairShareRate = this.rate;
+    this.epoch++;
+    this.epochStart = now;
+    this.epochSent = 0;
+    this.epochFlows = 0;
+    this.epochRetransmits = this.stats.retransmits;
   }
 
   /** A flow that is gone never gets its turn (its resumeSend() must then be a no-op anyway). */
@@ -102,8 +171,9 @@ export class FairShare {
   private refill(): number {
     const now = this.clock.now();
     if (now > this.at) {
-      this.tokens = Math.min(FAIR_SHARE_BURST, this.tokens + (now - this.at) * FAIR_SHARE_RATE);
+      this.tokens = Math.min(FAIR_SHARE_BURST, this.tokens + (now - this.at) * this.rate);
       this.at = now;
+      if (now - this.epochStart >= SHARE_EPOCH_MS) this.endEpoch(now);
     }
     return this.tokens;
   }

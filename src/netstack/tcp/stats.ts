@@ -19,6 +19,8 @@ export class TcpStats {
   rackLostRetransmits = 0;
   /** Times a flow waited in line for its share of the layer's output (fair-share.ts). */
   fairShareWaits = 0;
+  /** The rate of the layer's fair-share bucket now, segments per ms (lowered under heavy loss). */
+  fairShareRate = 0;
   /** Connections closed because the peer never sent its FIN in FIN-WAIT-2. */
   finWait2Timeouts = 0;
   /** Keepalive probes sent to a silent peer, and flows closed because none was answered. */

@@ -171,6 +171,7 @@ export abstract class TcpControlBlock {
   protected readonly path: PeerPath;
   /** In the layer's fair-share line (FairShare sets and clears it). */
   fairShareWaiting = false;
+  fairShareEpoch = 0;
   protected persisting = false;
   /** A segment arrived from the peer since the keepalive timer last looked (no clock read per segment). */
   protected heard = false;
