@@ -72,6 +72,7 @@ export async function openTunnelLink(options: GatewayOptions, deps: TunnelDeps):
   const wg = new WireGuardDevice({
     privateKey: options.privateKey,
     transmitQueueCapacity: options.transmitQueueCapacity,
+    mtu: options.mtu,
     transport,
     clock,
     random,

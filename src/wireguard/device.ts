@@ -19,44 +19,18 @@ import { type AeadFactory, aeadBackendName, selectAead } from "./aead.ts";
 import { AllowedIps } from "./allowed-ips.ts";
 import { MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT } from "./constants.ts";
 import { CookieChecker } from "./cookie.ts";
+import type { DeviceConfig, PeerConfig } from "./device-config.ts";
 import type { DeviceEvents, RefusedHandshake } from "./events.ts";
 import { HandshakeQueue, type HandshakeQueueOptions } from "./handshake-queue.ts";
 import { publicKeyOf } from "./keys.ts";
 import { messageType, parseCookieReply, parseInitiation, parseResponse, transportReceiver } from "./messages.ts";
 import { openInitiation } from "./noise.ts";
-import { Peer, type PeerHost, type PeerSettings } from "./peer.ts";
+import { Peer, type PeerHost } from "./peer.ts";
 import { type DropReason, emptyStats, type WireGuardStats } from "./stats.ts";
 import { SEND_HEADROOM, SEND_TAILROOM } from "./transport-seal.ts";
 import { x25519Backend, x25519BackendReason } from "./x25519.ts";
 
-export interface DeviceConfig {
-  privateKey: Uint8Array;
-  transport: DatagramTransport;
-  clock: Clock;
-  random: Random;
-  log: Logger;
-  /** Packets queued per peer while it has no session (default 256); the oldest is dropped when full. */
-  transmitQueueCapacity?: number;
-  /** At most this many peers (default 65536): addPeer() beyond it throws. */
-  maxPeers?: number;
-  /** When true, handshake messages need a valid MAC2 (else we answer with a cookie reply). */
-  underLoad?: () => boolean;
-  /** Handshake queue, load detection and rate limit settings (handshake-queue.ts). */
-  handshakeQueue?: HandshakeQueueOptions;
-  /**
-   * AEAD backend for handshake and transport packets (default selectAead(): sodium-native when it
-   * loads, else @noble/ciphers; env WGSLIRPY_AEAD=noble forces noble).
-   */
-  aead?: AeadFactory;
-  /** Session and refused-handshake hooks (observe/peer-log.ts turns them into log lines). */
-  events?: DeviceEvents;
-}
-
-export interface PeerConfig extends PeerSettings {
-  /** Prefixes whose packets this peer may send and receive ("10.0.0.2/32", "fd00::/64"). */
-  allowedIps?: (string | Prefix)[];
-  name?: string;
-}
+export type { DeviceConfig, PeerConfig } from "./device-config.ts";
 
 export class DeviceConfigError extends Error {}
 
@@ -70,6 +44,7 @@ export class WireGuardDevice implements IpLink, PeerHost {
   readonly random: Random;
   readonly log: Logger;
   readonly aead: AeadFactory;
+  readonly mtu: number;
   readonly maxPeers: number;
   private key: Uint8Array;
   private localPublic: Uint8Array;
@@ -94,6 +69,7 @@ export class WireGuardDevice implements IpLink, PeerHost {
     this.events = cfg.events ?? {};
     this.queueCapacity = Math.max(1, cfg.transmitQueueCapacity ?? 256);
     this.maxPeers = cfg.maxPeers ?? 65536;
+    this.mtu = cfg.mtu ?? 0;
     if (cfg.aead) {
       this.aead = cfg.aead;
       this.log.debug(`WireGuard AEAD: ${aeadBackendName(cfg.aead)} (configured)`);

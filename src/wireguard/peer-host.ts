@@ -14,6 +14,8 @@ export interface PeerHost {
   readonly random: Random;
   readonly log: Logger;
   readonly aead: AeadFactory;
+  /** Inner MTU: transport messages are padded to a multiple of 16 but not past it (0 = no cap). */
+  readonly mtu: number;
   /** The device's counters: every peer counter is added there too. */
   readonly stats: PeerStats;
   readonly privateKey: Uint8Array;

@@ -246,7 +246,7 @@ export abstract class PeerSession {
 
   protected encryptAndSend(kp: Keypair, packet: Uint8Array, to: Endpoint, owned: boolean): void {
     const n = packet.length;
-    const out = sealTransport(kp, packet, owned);
+    const out = sealTransport(kp, packet, owned, this.host.mtu);
     this.timers.anyAuthenticatedPacketTraversal();
     this.timers.anyAuthenticatedPacketSent();
     if (n > 0) {

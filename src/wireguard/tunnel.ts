@@ -29,6 +29,8 @@ export interface WireGuardTunnelConfig {
   persistentKeepalive?: number;
   /** Packets queued while there is no session (default 256); the oldest is dropped when full. */
   transmitQueueCapacity?: number;
+  /** Inner MTU: padding stops there (default 0 = no cap). */
+  mtu?: number;
   transport: DatagramTransport;
   clock: Clock;
   random: Random;

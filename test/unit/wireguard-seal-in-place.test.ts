@@ -25,7 +25,13 @@ import { parseIp } from "../../src/wire/ipaddr.ts";
 import { type AeadFactory, nobleChaCha20Poly1305 } from "../../src/wireguard/aead.ts";
 import { sodiumAvailable, sodiumChaCha20Poly1305, sodiumUnavailableReason } from "../../src/wireguard/aead-sodium.ts";
 import { Keypair } from "../../src/wireguard/keypair.ts";
-import { copyWithSendRoom, SEND_HEADROOM, SEND_TAILROOM, sealTransport } from "../../src/wireguard/transport-seal.ts";
+import {
+  copyWithSendRoom,
+  paddedLength,
+  SEND_HEADROOM,
+  SEND_TAILROOM,
+  sealTransport,
+} from "../../src/wireguard/transport-seal.ts";
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 const ip = (s: string) => parseIp(s) as IpAddr;
@@ -105,6 +111,40 @@ describe("sealTransport", () => {
       expect(msg.buffer).not.toBe(p.buffer);
       expect(hex(p)).toBe(hex(plain));
       expect(hex(msg)).toBe(hex(sealTransport(ref, plain, false)));
+    }
+  });
+
+  test("padding stops at the MTU (wireguard-go calculatePaddingSize): a full-size packet is not padded", () => {
+    // [n, mtu, padded plaintext]
+    const cases: [number, number, number][] = [
+      [0, 1420, 0],
+      [1, 1420, 16],
+      [1404, 1420, 1408],
+      [1405, 1420, 1408],
+      [1409, 1420, 1420],
+      [1419, 1420, 1420],
+      [1420, 1420, 1420],
+      [1280, 1280, 1280],
+      [1279, 1280, 1280],
+      [1420, 0, 1424],
+      // Longer than the MTU (not from our netstack): the last MTU-sized unit pads.
+      [1421, 1420, 1436],
+      [2840, 1420, 2840],
+    ];
+    for (const [n, mtu, want] of cases) expect([n, mtu, paddedLength(n, mtu)]).toEqual([n, mtu, want]);
+    for (const [name, aead] of BACKENDS) {
+      const full = content(1420, 3);
+      const inPlace = sealTransport(keypair(aead), withRoom(full), true, 1420);
+      const copied = sealTransport(keypair(aead), full, false, 1420);
+      // 16-byte header + 1420 (no padding) + 16-byte tag: what wireguard-go and the kernel send.
+      expect([name, inPlace.length, copied.length]).toEqual([name, 1452, 1452]);
+      expect(hex(inPlace)).toBe(hex(copied));
+      // The receiver's view: the plaintext is the packet itself.
+      const rx = keypair(aead);
+      const body = Uint8Array.from(copied.subarray(16));
+      const opened = new Uint8Array(1420);
+      expect(rx.receive.open(0, body, opened)).toBe(true);
+      expect(hex(opened)).toBe(hex(full));
     }
   });
 
