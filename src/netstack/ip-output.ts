@@ -10,6 +10,9 @@ import {
 import { countDrop, type NetstackStats } from "./stats.ts";
 import type { IpAddr, IpOutput } from "./types.ts";
 
+/** Bytes per slab that allocate() carves packets from. */
+const SLAB_SIZE = 64 * 1024;
+
 /** TTL / hop limit of every packet we originate (RFC 1700 default, as Linux). */
 export const DEFAULT_TTL = 64;
 
@@ -17,9 +20,9 @@ export const DEFAULT_TTL = 64;
  * The IP layer toward the peer. allocate() returns a new buffer with a complete IP header: for
  * IPv4 the header checksum is filled in at allocate() (every header field is known by then, the
  * upper layer only writes after the header), so send() has nothing left to do for packets that fit.
- * The packet is a view into a buffer of its own with the link's headroom before it and tailroom
- * after it, and send() gives that buffer to the link (IpLink.send owned): a WireGuard link seals
- * it in place, so the same buffer goes from the upper layer to the socket.
+ * The packet is a view with the link's headroom before it and tailroom after it, and send() gives
+ * that region to the link (IpLink.send owned): a WireGuard link seals it in place, so the same
+ * bytes go from the upper layer to the socket.
  *
  * Packets larger than the MTU:
  * - IPv4: allocate() sets DF only when the packet fits the MTU (so TCP, which sizes segments by
@@ -34,6 +37,8 @@ export class LinkIpOutput implements IpOutput {
   private readonly scratch: Uint8Array;
   private readonly headroom: number;
   private readonly tailroom: number;
+  private slab = new ArrayBuffer(0);
+  private slabUsed = 0;
 
   constructor(
     private readonly link: IpLink,
@@ -46,11 +51,23 @@ export class LinkIpOutput implements IpOutput {
     this.tailroom = link.tailroom ?? 0;
   }
 
-  /** `length` zero bytes with the link's room around them, in an ArrayBuffer of their own. */
+  /**
+   * `length` zero bytes with the link's room around them. Carved from a slab (one ArrayBuffer per
+   * ~40 full-size packets: a view costs a quarter of a new ArrayBuffer each); every region is used
+   * once, so it is zero, and the slab is freed when the last of its packets has been sent. Large
+   * packets get a buffer of their own.
+   */
   private buffer(length: number): Uint8Array {
     const head = this.headroom;
-    if (head === 0 && this.tailroom === 0) return new Uint8Array(length);
-    return new Uint8Array(new ArrayBuffer(head + length + this.tailroom), head, length);
+    const need = head + length + this.tailroom;
+    if (need > SLAB_SIZE / 4) return new Uint8Array(new ArrayBuffer(need), head, length);
+    if (this.slabUsed + need > this.slab.byteLength) {
+      this.slab = new ArrayBuffer(SLAB_SIZE);
+      this.slabUsed = 0;
+    }
+    const packet = new Uint8Array(this.slab, this.slabUsed + head, length);
+    this.slabUsed += (need + 7) & ~7;
+    return packet;
   }
 
   allocate(src: IpAddr, dst: IpAddr, protocol: number, payloadLength: number): Uint8Array {

@@ -37,7 +37,7 @@ export abstract class PeerSession {
   protected currentEndpoint: Endpoint | undefined;
   protected handshake: NoiseHandshake;
   protected readonly generator: CookieGenerator;
-  /** Packets waiting for a session, each owned here with send room around it (or EMPTY). */
+  /** Packets waiting for a session: copies with send room around them (or EMPTY). */
   protected staged: Uint8Array[] = [];
   protected lastSentHandshakeAt = Number.NEGATIVE_INFINITY;
   protected sessionCount = 0;
@@ -204,7 +204,8 @@ export abstract class PeerSession {
       this.keepKeyFreshSending();
       return;
     }
-    this.stage(packet.length === 0 ? EMPTY : owned ? packet : copyWithSendRoom(packet));
+    // Copied even when owned: a queued packet must not pin the slab it was carved from.
+    this.stage(packet.length === 0 ? EMPTY : copyWithSendRoom(packet));
     this.sendStagedPackets();
   }
 

@@ -47,9 +47,10 @@ export function copyWithSendRoom(packet: Uint8Array): Uint8Array {
 
 /**
  * The transport message carrying `packet` under `kp`'s next send counter. With `inPlace` (the
- * caller owns `packet`'s whole ArrayBuffer and gives it away) and enough room around it, the
- * message is a view of that same buffer and `packet` is overwritten by its ciphertext; otherwise
- * (or without room) the message is a new buffer and `packet` is left untouched.
+ * caller gives `packet` away with SEND_HEADROOM / SEND_TAILROOM bytes of room around it, see IpLink
+ * owned) the message is a view of that same memory and `packet` is overwritten by its ciphertext;
+ * otherwise (or when the ArrayBuffer ends too soon) the message is a new buffer and `packet` is
+ * left untouched.
  */
 export function sealTransport(kp: Keypair, packet: Uint8Array, inPlace: boolean, mtu = 0): Uint8Array {
   const n = packet.length;

@@ -13,7 +13,9 @@ import { ipv4, makePair, type Pair } from "../../fixtures/wireguard/fixtures.ts"
 import { testOrSkip } from "../../harness/gate.ts";
 import { GueTunnel } from "../../src/gue/tunnel.ts";
 import type { IpLink } from "../../src/link.ts";
+import { LinkIpOutput } from "../../src/netstack/ip-output.ts";
 import { Netstack } from "../../src/netstack/stack.ts";
+import { newNetstackStats } from "../../src/netstack/stats.ts";
 import { TcpLayer } from "../../src/netstack/tcp/layer.ts";
 import type { FlowAddrs, IpAddr } from "../../src/netstack/types.ts";
 import { PcapWriter, readPcap, tapLink } from "../../src/pcap/writer.ts";
@@ -207,6 +209,27 @@ function netstackOver(link: IpLink, clock: VirtualClock, seed: number) {
   return { stack, allocated, accepted, udp };
 }
 
+describe("LinkIpOutput.allocate", () => {
+  test("packets share slabs, each with the link's room to itself (disjoint, zeroed); large ones alone", () => {
+    const link: IpLink = { headroom: SEND_HEADROOM, tailroom: SEND_TAILROOM, send: () => {}, onPacket: () => {} };
+    const out = new LinkIpOutput(link, 1420, newNetstackStats());
+    const packets = Array.from({ length: 100 }, (_, i) =>
+      out.allocate(ip("10.0.0.1"), ip("10.0.0.2"), 17, [0, 1, 1380, 555][i % 4]!),
+    );
+    expect(new Set(packets.map((p) => p.buffer)).size).toBeLessThan(10);
+    const regions = packets
+      .map((p) => ({ buf: p.buffer, from: p.byteOffset - SEND_HEADROOM, to: p.byteOffset + p.length + SEND_TAILROOM }))
+      .sort((a, b) => (a.buf === b.buf ? a.from - b.from : 0));
+    for (const r of regions) expect(r.from >= 0 && r.to <= r.buf.byteLength).toBe(true);
+    for (let i = 1; i < regions.length; i++) {
+      if (regions[i]!.buf === regions[i - 1]!.buf) expect(regions[i]!.from).toBeGreaterThanOrEqual(regions[i - 1]!.to);
+    }
+    for (const p of packets) expect(p.subarray(20).every((b) => b === 0)).toBe(true);
+    const big = out.allocate(ip("10.0.0.1"), ip("10.0.0.2"), 17, 30_000);
+    expect(big.buffer.byteLength).toBe(SEND_HEADROOM + 30_020 + SEND_TAILROOM);
+  });
+});
+
 describe("one buffer from the netstack to the transport", () => {
   for (const [name, aead] of BACKENDS) {
     test(`${name}: TCP segments, UDP and ICMP go out as views of the buffers allocate() returned`, () => {
@@ -269,16 +292,16 @@ describe("one buffer from the netstack to the transport", () => {
     expect(b.udp.map(hex)).toEqual([hex(payload)]);
   });
 
-  test("staged packets: an owned one is kept and sealed in place; a borrowed one is copied at once", () => {
+  test("staged packets are copied at once, owned or not (a queued packet must not pin a slab)", () => {
     const p = makePair();
     p.responder.start();
     p.ti.deferred = true;
     p.initiator.start(); // the initiation waits in the queue: no session yet
     const owned = withRoom(ipv4(60, 1));
-    const ownedBuffer = owned.buffer;
     const borrowed = ipv4(61, 2);
     p.initiator.send(owned, true);
     p.initiator.send(borrowed);
+    owned.fill(0xdd); // the staged copies are independent of both
     borrowed.fill(0xee); // the caller reuses its buffer
     const sent = captureSent(p);
     p.ti.deliver();
@@ -286,8 +309,11 @@ describe("one buffer from the netstack to the transport", () => {
     expect(p.atResponder.map(hex)).toEqual([hex(ipv4(60, 1)), hex(ipv4(61, 2))]);
     const data = sent.filter((s) => s.data[0] === 4 && s.data.length > 32);
     expect(data.length).toBe(2);
-    expect(data[0]!.data.buffer).toBe(ownedBuffer);
+    expect(data[0]!.data.buffer).not.toBe(owned.buffer);
     expect(data[1]!.data.buffer).not.toBe(borrowed.buffer);
+    // Each staged copy was itself sealed in place: the datagram is a view of a buffer with room.
+    for (const d of data) expect(d.data.byteOffset).toBe(0);
+    expect(data.map((d) => d.data.buffer.byteLength)).toEqual([16 + 60 + SEND_TAILROOM, 16 + 61 + SEND_TAILROOM]);
   });
 
   test("the pcap tap passes the room through and records the plaintext before it is sealed", async () => {
