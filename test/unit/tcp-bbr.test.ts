@@ -192,6 +192,26 @@ describe("BBR (model-based congestion control)", () => {
   });
 });
 
+test("ACKs in 1 ms clumps (one event-loop turn) and bursts sent at one instant: the estimate holds the link rate", () => {
+  // Every segment of a pacing burst has the same send time; a delivery that only moved RACK's end
+  // sequence is still a rate sample (else only the first ACK of each clump counted and the
+  // estimate sank to 1/15 of the link).
+  const r = transfer({
+    sizeAtoB: 16_000_000,
+    sizeBtoA: 0,
+    seed: 1,
+    congestionControl: "bbr",
+    aToB: { delayMs: 0.1, rateBytesPerMs: 60_000, queueBytes: 212_992 },
+    bToA: { delayMs: 0.1, batchMs: 1 },
+    bufferSize: 65535,
+    autotuneMaxBufferSize: 8 << 20,
+  });
+  expect(r.intact).toBe(true);
+  const mbps = (16_000_000 * 8) / r.doneAt / 1000;
+  console.log(`1 ms ACK clumps, 0.2 ms RTT, 480 Mbit/s link: bbr ${mbps.toFixed(0)} Mbit/s`);
+  expect(mbps).toBeGreaterThan(0.8 * 480);
+});
+
 describe("RACK lost queue", () => {
   test("a segment the full queue refused is reported again later, not left to the RTO", () => {
     const log = new RackLog();

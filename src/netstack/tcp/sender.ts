@@ -331,9 +331,13 @@ export abstract class TcpSender extends TcpDeliveryReport {
   private rackUpdate(sacked: boolean): void {
     const now = this.opts.clock.now();
     const xmitTs = this.rack.xmitTs;
+    const endSeq = this.rack.endSeq;
     this.rack.onAck(this.sndUna, this.sb, sacked, now, this.minRtt);
-    // Karn: a retransmission delivered "at once" may be the original's ACK (a 25 µs min RTT once).
-    if (this.rack.xmitTs !== xmitTs) {
+    // A newer segment was delivered: a rate sample. Segments of one burst share their send time,
+    // so the end sequence must count too (else only the first ACK of a burst is sampled).
+    if (this.rack.xmitTs !== xmitTs || this.rack.endSeq !== endSeq) {
+      this.rateSampled = true;
+      // Karn: a retransmission delivered "at once" may be the original's ACK (a 25 µs min RTT once).
       this.rateSampled = true;
       if (!this.rack.rttAmbiguous) this.ackRtt = this.rack.rtt;
     }
