@@ -5,8 +5,9 @@
  * platform, a `bun build --compile` binary, a broken install) or fails its known-answer self-test,
  * callers fall back to noble (see selectAead in aead.ts).
  *
- * sodium-native 5 takes any ArrayBuffer view (it asserts ArrayBuffer.isView), so the caller's
- * Uint8Array subarrays are passed as they are: no Buffer wrappers, no copies. libsodium encrypts and
+ * sodium-native 5's binding takes any ArrayBuffer view, so the caller's Uint8Array subarrays are
+ * passed as they are: no Buffer wrappers, no copies. The binding is called directly (fromBinding),
+ * not through the package's index.js and its per-call asserts: the sizes are checked here. libsodium encrypts and
  * decrypts in place when input and output start at the same address, which is the only aliasing
  * the Aead interface allows. On an authentication failure libsodium zeroes the output.
  */
@@ -170,9 +171,11 @@ let source: SodiumSource | undefined;
 /** The installed package first; in a `bun build --compile` binary, the embedded prebuilt addon. */
 const requireSodium = (): unknown => {
   try {
-    const pkg = createRequire(import.meta.url)("sodium-native");
+    // The package's binding without index.js's wrappers: those run ~8 node:assert checks per call
+    // (3 % of a download's CPU), and SodiumChaCha20Poly1305 checks every size itself.
+    const api = fromBinding(createRequire(import.meta.url)("sodium-native/binding.js"));
     source = "package";
-    return pkg;
+    return api;
   } catch (packageError) {
     try {
       const api = fromBinding(requireEmbeddedBinding());
