@@ -1,24 +1,22 @@
 /**
- * The layer's output shared fairly among its flows: every data segment (new or retransmitted) a
- * flow's own pacer lets go also takes a token from one layer-wide bucket of FAIR_SHARE_BURST
- * segments, refilled at FAIR_SHARE_RATE segments per ms on the injected clock. A flow that finds the
- * bucket empty, or other flows already waiting, joins a FIFO line; the line is served at the end of
- * the turn and on a timer, each flow in turn sending at most FAIR_SHARE_QUANTUM segments before it
- * goes to the back (round robin).
+ * The layer's output shared fairly among its flows when together they outrun the peer. Every data
+ * segment (new or retransmitted) a flow's own pacer lets go is counted here; once ShareRate has
+ * lowered the rate, each also takes a token from one layer-wide bucket (FAIR_SHARE_BURST segments,
+ * refilled at the rate on the injected clock). A flow that finds the bucket empty, or others already
+ * waiting, joins a FIFO line, served at the end of the turn and on a timer, each flow sending at
+ * most FAIR_SHARE_QUANTUM segments before it goes to the back (round robin).
  *
- * Why: per-flow pacing bounds each flow's burst, not the sum. When the echo servers of 200 flows
- * answer in the same event-loop turn, every flow's window leaves in that turn and the whole clump
- * meets the peer's UDP receive buffer (wireguard-go's default 212 KB, ~90 datagrams) at once: the
- * tail of the clump is dropped, and it is the tail of every clump (the same flows, in the same
- * order) that loses. With the bound, the clump leaves as bursts the buffer holds, the flows taking
- * turns; what the peer cannot take yet waits here rather than being dropped there.
+ * Why: 200 echo flows through one peer are more than its wireguard-go drains (a 212 KB UDP receive
+ * buffer, ~90 datagrams), even with every flow at its minimum window: measured, 14 % of the
+ * gateway's datagrams died in that buffer, each loss cost some flow a timeout, and the unlucky
+ * flows fell behind. No flow's own congestion control can fix an aggregate it is 1/200 of.
  *
- * The rate starts at a ceiling far above what one gateway process sends (~1.4 Gbit/s at a
- * 1,368-byte MSS), so a single fast flow only meets its own pacer. It comes down (ShareRate) only
- * when many flows together keep losing more than any one flow's congestion control would let it:
- * 200 flows at their minimum windows are still more than the peer drains, and each loss costs one
- * of them a timeout. The bucket then sends about what got through, and the excess waits here, in
- * turn, instead of being dropped at the peer.
+ * The rate starts at a ceiling (~1.4 Gbit/s at a 1,368-byte MSS), and there the bucket is not
+ * engaged at all: no flow waits (a single fast flow only meets its own pacer; bounding it measured
+ * half the direct download rate). It comes down (ShareRate), engaging the bucket and the line, only
+ * when many flows together keep losing more than any one flow's congestion control would let it.
+ * The bucket then sends about what got through, and the excess waits here, in turn, instead of
+ * being dropped at the peer.
  */
 import type { Clock, Timer } from "../../util/clock.ts";
 
@@ -121,22 +119,32 @@ export class FairShare {
    */
   take(f: FairShareFlow): boolean {
     if (f.fairShareWaiting) return false;
+    const idle = this.head === this.line.length;
+    if (idle && this.rate >= FAIR_SHARE_RATE) {
+      // Not engaged: nothing waits, nothing is bounded (a flow's own pacer bounds its bursts); the
+      // epoch's figures are still kept, so heavy loss over many flows engages the bucket.
+      this.refill();
+      this.count(f);
+      return true;
+    }
     if (this.serving === f) {
-      if (this.servingLeft > 0 && this.refill() >= 1) {
+      // The quantum only matters while others wait their turn.
+      if ((this.servingLeft > 0 || idle) && this.refill() >= 1) {
         this.servingLeft--;
-        this.spend(f);
+        this.tokens--;
+        this.count(f);
         return true;
       }
-    } else if (this.head === this.line.length && this.refill() >= 1) {
-      this.spend(f);
+    } else if (idle && this.refill() >= 1) {
+      this.tokens--;
+      this.count(f);
       return true;
     }
     this.enqueue(f);
     return false;
   }
 
-  private spend(f: FairShareFlow): void {
-    this.tokens--;
+  private count(f: FairShareFlow): void {
     this.epochSent++;
     if (f.fairShareEpoch !== this.epoch) {
       f.fairShareEpoch = this.epoch;
