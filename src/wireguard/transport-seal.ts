@@ -58,20 +58,21 @@ export function sealTransport(kp: Keypair, packet: Uint8Array, inPlace: boolean,
   const size = TRANSPORT_HEADER_SIZE + padded + TAG_SIZE;
   const start = packet.byteOffset - TRANSPORT_HEADER_SIZE;
   let out: Uint8Array;
+  let plaintext: Uint8Array;
   if (inPlace && start >= 0 && start + size <= packet.buffer.byteLength) {
     out = new Uint8Array(packet.buffer, start, size);
     // The padding is part of the plaintext: whatever the tailroom held must not leak.
-    if (padded > n) out.fill(0, TRANSPORT_HEADER_SIZE + n, TRANSPORT_HEADER_SIZE + padded);
+    if (padded > n) {
+      out.fill(0, TRANSPORT_HEADER_SIZE + n, TRANSPORT_HEADER_SIZE + padded);
+      plaintext = out.subarray(TRANSPORT_HEADER_SIZE, TRANSPORT_HEADER_SIZE + padded);
+    } else plaintext = packet; // full-size packets: no padding, no extra view
   } else {
     out = new Uint8Array(size);
     out.set(packet, TRANSPORT_HEADER_SIZE);
+    plaintext = out.subarray(TRANSPORT_HEADER_SIZE, TRANSPORT_HEADER_SIZE + padded);
   }
   const counter = kp.sendCounter++;
   writeTransportHeader(out, kp.remoteIndex, counter);
-  kp.send.seal(
-    counter,
-    out.subarray(TRANSPORT_HEADER_SIZE, TRANSPORT_HEADER_SIZE + padded),
-    out.subarray(TRANSPORT_HEADER_SIZE),
-  );
+  kp.send.seal(counter, plaintext, out.subarray(TRANSPORT_HEADER_SIZE));
   return out;
 }
