@@ -274,6 +274,10 @@ describe("one buffer from the netstack to the transport", () => {
       expect(transport.length).toBeGreaterThan(140);
       for (const s of transport) expect(a.allocated.has(s.data.buffer)).toBe(true);
       expect(p.initiator.stats.txPackets).toBe(transport.length);
+      // Sealed in neighbouring slab regions, every one still authenticated at the peer.
+      p.ti.deliver();
+      expect(Object.entries(p.responder.stats.drops).filter(([, n]) => n > 0)).toEqual([]);
+      expect(p.responder.stats.rxPackets).toBe(transport.length);
     });
   }
 
