@@ -19,6 +19,7 @@
 // with UDP receive-buffer drops and kernel TCP timeouts in each namespace and the gateway's TCP counters
 // (bench/fairness.ts). --fairness-control adds the same client and echo server over loopback in one
 // namespace (no tunnel); --fairness-json FILE writes every run, per-flow bytes included.
+// Only the connection rate: `--only-rows none --fairness-seconds 0` (no iperf row matches "none").
 // --cpu-prof DIR: the gateway runs under `bun --cpu-prof`; its profile lands in DIR when it stops
 // (summarize with `bun bench/profile.ts DIR/*.cpuprofile`).
 import { resolve } from "node:path";
@@ -116,6 +117,8 @@ interface ConnsResult {
   ok: number;
   errors: number;
   perSecond: number;
+  /** CPU seconds (user + sys) of the gateway process over the run (bench side). */
+  cpuS?: number;
 }
 const extra: Partial<Record<PathName, { conns?: ConnsResult; fairness?: FairnessRun; cpuS?: number }>> = {};
 let fairLoopback: FairnessRun | undefined;
@@ -136,11 +139,13 @@ async function measureFlows(path: PathName, w: World, probe: Probe): Promise<voi
   extra[path] = e;
   if (connsN > 0) {
     process.stderr.write(`${path}: ${connsN} connections in a row...\n`);
+    const t0 = await cpuSeconds(probe.pid);
     e.conns = await runJson<ConnsResult>(
       w.t.peer,
       ["python3", FLOWS_PY, "conns", ADDR.inet4, String(PORTS.http), String(connsN)],
       connsN * 1000 + 30_000,
     );
+    if (e.conns) e.conns.cpuS = (await cpuSeconds(probe.pid)) - t0;
   }
   if (fairSeconds > 0) {
     process.stderr.write(`${path}: fairness, ${fairFlows} echo flows for ${fairSeconds} s...\n`);
@@ -371,7 +376,10 @@ async function main(): Promise<number> {
   const b = extra.reference;
   if (connsN > 0) {
     const c = (x: ConnsResult | undefined) =>
-      x ? `${x.perSecond.toFixed(0)}/s${x.errors ? ` (${x.errors} failed)` : ""}` : "-";
+      x
+        ? `${x.perSecond.toFixed(0)}/s${x.errors ? ` (${x.errors} failed)` : ""}` +
+          (x.cpuS !== undefined && x.ok > 0 ? ` (${((x.cpuS * 1000) / x.ok).toFixed(2)} CPU-ms/conn)` : "")
+        : "-";
     const r =
       a?.conns && b?.conns && b.conns.perSecond > 0 ? `${(a.conns.perSecond / b.conns.perSecond).toFixed(2)}x` : "-";
     console.log(
