@@ -206,6 +206,8 @@ export function harness(
     autotuneBudgetBytes?: number;
     /** Pacing (default off here: scripted tests place every segment by hand). */
     pacing?: boolean;
+    /** Delayed ACK (default off here: scripted tests expect each turn's ACK at its end). */
+    delayedAckMs?: number;
   } = {},
 ): Harness {
   const clock = new VirtualClock();
@@ -227,6 +229,7 @@ export function harness(
     autotuneMaxBufferSize: opts.autotuneMaxBufferSize,
     autotuneBudgetBytes: opts.autotuneBudgetBytes,
     pacing: opts.pacing ?? false,
+    delayedAckMs: opts.delayedAckMs ?? 0,
   });
   return {
     clock,

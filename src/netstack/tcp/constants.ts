@@ -63,6 +63,12 @@ export const TIMESTAMP_OPTION_BYTES = 12;
 export const TLP_MIN_PTO_MS = 10;
 /** ...plus the peer's worst-case delayed ACK when a single segment is in flight. */
 export const TLP_DELAYED_ACK_MS = 200;
+/**
+ * Delayed ACK (delayed-ack.ts): the ACK of a short segment waits at most this long for the host's
+ * answer to carry it. Far below RFC 5681's 500 ms and Linux's 40 ms minimum, so a peer whose Nagle
+ * waits on it stalls briefly; long enough for hosts on the local network (~0.1-2 ms) to answer.
+ */
+export const DEFAULT_DELAYED_ACK_MS = 5;
 /** Lost retransmissions queued by RACK per flow (beyond it the RTO still recovers them). */
 export const MAX_RACK_LOST = 256;
 /** Duplicate ACKs that trigger fast retransmit (RFC 5681 §3.2). */

@@ -16,10 +16,12 @@ import type { CongestionControlFactory } from "./congestion/types.ts";
 import { TcpConnection, type TcpConnectionOptions } from "./connection.ts";
 import {
   DEFAULT_AUTOTUNE_BUDGET,
+  DEFAULT_DELAYED_ACK_MS,
   DEFAULT_FIN_WAIT_2_TIMEOUT_MS,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_SYN_TIMEOUT_MS,
 } from "./constants.ts";
+import { DelayedAcks } from "./delayed-ack.ts";
 import { FairShare } from "./fair-share.ts";
 import { PeerPaths } from "./peer-path.ts";
 import { emitReset, TcpSegmentIn } from "./segment.ts";
@@ -55,6 +57,11 @@ export interface TcpLayerOptions {
   sack?: boolean;
   /** Pace data segments at ~1.2-2 x cwnd / SRTT (pacing.ts); default true. */
   pacing?: boolean;
+  /**
+   * How long the ACK of less than a full segment may wait for the host's answer to carry it
+   * (delayed-ack.ts); default DEFAULT_DELAYED_ACK_MS, 0: ACK at the end of every turn.
+   */
+  delayedAckMs?: number;
 }
 
 /** Per-flow view for observability (TcpLayer.flows()). */
@@ -117,6 +124,8 @@ export class TcpLayer {
   /** The flow of the last segment (in the table): the demux fast path. */
   private lastFlow: TcpConnection | null = null;
   private turnScheduled = false;
+  private readonly delayedAcks: DelayedAcks | null;
+  private readonly delayAckBound = (c: TcpControlBlock) => this.delayedAcks?.add(c as TcpConnection);
   private readonly runTurnBound = () => this.runTurn();
   private readonly queueTurnBound = (c: TcpControlBlock) => {
     this.turnWork.push(c as TcpConnection);
@@ -134,6 +143,8 @@ export class TcpLayer {
     this.fairShare = opts.pacing === false ? undefined : new FairShare(opts.clock, this.stats);
     const cc = opts.congestionControl ?? "cubic";
     this.ccFactory = typeof cc === "function" ? cc : CC_FACTORIES[cc];
+    const delay = opts.delayedAckMs ?? DEFAULT_DELAYED_ACK_MS;
+    this.delayedAcks = delay > 0 ? new DelayedAcks(opts.clock, delay) : null;
   }
 
   get liveConnections(): number {
@@ -270,6 +281,7 @@ export class TcpLayer {
   close(): void {
     for (const conn of [...this.table.values()]) conn.abort();
     this.table.clear();
+    this.delayedAcks?.clear();
     this.lastFlow = null;
   }
 
@@ -311,6 +323,7 @@ export class TcpLayer {
       queueTurn: this.queueTurnBound,
       path,
       fairShare: this.fairShare,
+      delayAck: this.delayedAcks ? this.delayAckBound : undefined,
       onGone: (c) => {
         this.paths.release(remote, path);
         if (this.table.get(key) === c) this.table.delete(key);

@@ -73,6 +73,8 @@ export interface TcpConnectionOptions {
   path?: PeerPath;
   /** The layer's output shared among its flows (fair-share.ts); absent: only the flow's pacer. */
   fairShare?: FairShare;
+  /** Hold the turn's ACK of a short segment back (delayed-ack.ts); absent: ACK every turn. */
+  delayAck?: (conn: TcpControlBlock) => void;
 }
 
 /** Least time between two ACKs answering out-of-window segments without data. */
@@ -193,6 +195,8 @@ export abstract class TcpControlBlock {
   protected events = 0;
   /** An ACK is owed; it goes out at the end of the turn unless a segment carries it first. */
   protected ackPending = false;
+  /** In the layer's delayed-ACK queue (timers.ts ackAtTurnEnd). */
+  protected ackDelayed = false;
   /** In the layer's end-of-turn list. */
   private turnQueued = false;
 
@@ -317,7 +321,7 @@ export abstract class TcpControlBlock {
   /** Run this flow's end-of-turn work: the app events, then the ACK still owed (window folded in). */
   endTurn(): void {
     this.flushEvents();
-    if (this.ackPending && !this.released) this.sendAck();
+    if (this.ackPending && !this.released) this.ackAtTurnEnd();
     this.turnQueued = false;
   }
 
@@ -335,6 +339,8 @@ export abstract class TcpControlBlock {
   }
 
   protected abstract sendAck(): void;
+  /** The ACK still owed at the end of a turn: now, or delayed (timers.ts). */
+  protected abstract ackAtTurnEnd(): void;
 
   protected flushEvents(): void {
     while (this.events !== 0 && !this.closedFired) {

@@ -12,6 +12,7 @@ import {
   THIN_FLOW_SEGMENTS,
   THIN_LINEAR_TIMEOUTS,
   TIME_WAIT_MS,
+  TIMESTAMP_OPTION_BYTES,
   TLP_DELAYED_ACK_MS,
   TLP_MIN_PTO_MS,
 } from "./constants.ts";
@@ -275,6 +276,37 @@ export abstract class TcpTimers extends TcpSender {
   /** The fair-share line came round to this flow (fair-share.ts). */
   resumeSend(): void {
     if (!this.released) this.trySend();
+  }
+
+  /**
+   * Delayed ACK (delayed-ack.ts): the turn's ACK waits when all it acknowledges is less than a full
+   * segment of in-order data and the window has no update the peer should see; the host's answer
+   * then carries it. Anything else is acknowledged now; more data, a FIN, out-of-order data or a
+   * window update in a later turn sends it then (at least every full segment, RFC 5681 §4.2).
+   */
+  protected ackAtTurnEnd(): void {
+    if (this.ackMayWait()) {
+      if (!this.ackDelayed) {
+        this.ackDelayed = true;
+        this.opts.delayAck?.(this);
+      }
+      return;
+    }
+    this.sendAck();
+  }
+
+  private ackMayWait(): boolean {
+    if (!this.opts.delayAck || this.state !== "ESTABLISHED" || this.recvBuf.outOfOrderCount > 0) return false;
+    const unacked = seqDiff(this.rcvNxt, this.lastAckSent);
+    const fullSegment = this.ourMss - (this.tsEnabled ? TIMESTAMP_OPTION_BYTES : 0);
+    if (unacked <= 0 || unacked >= fullSegment) return false;
+    return seqDiff(seqAdd(this.rcvNxt, this.recvBuf.window), this.rcvAdvRight) < this.windowUpdateThreshold();
+  }
+
+  /** The layer's delayed-ACK timer reached this flow: the ACK goes unless a segment carried it. */
+  delayedAckDue(): void {
+    this.ackDelayed = false;
+    if (this.ackPending && !this.released) this.sendAck();
   }
 
   protected onPaceTimer(): void {
