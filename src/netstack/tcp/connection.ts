@@ -16,14 +16,14 @@
  * output.ts (segment emission) ← sender.ts (ACKs in, data out, recovery) ← timers.ts ← input.ts.
  */
 import type { TcpConnectionApi } from "./api.ts";
+import type { TcpConnectionOptions } from "./connection-options.ts";
 import { windowScaleFor } from "./constants.ts";
 import { TcpInput } from "./input.ts";
 import { INITIAL_RTT_GUESS_MS } from "./rtt.ts";
 import type { TcpSegmentIn } from "./segment.ts";
 import { seqAdd, seqDiff } from "./seq.ts";
-import type { TcpConnectionOptions } from "./tcb.ts";
 
-export type { TcpConnectionOptions } from "./tcb.ts";
+export type { TcpConnectionOptions } from "./connection-options.ts";
 
 export class TcpConnection extends TcpInput implements TcpConnectionApi {
   /** A SYN arrived for a new flow: SYN-RECEIVED, waiting for accept() before the SYN-ACK. */
