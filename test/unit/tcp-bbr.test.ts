@@ -117,6 +117,42 @@ describe("BBR (model-based congestion control)", () => {
     expect(cc.bw).toBeCloseTo(10_000, -2);
   });
 
+  test("a round that resent over 2 % caps in flight at what was in flight then; the up phase raises the cap again", () => {
+    const cc = new Bbr(MSS);
+    const p = new Path(cc, 10_000, 50);
+    for (let i = 0; i < 30; i++) p.round();
+    const bdp = 10_000 * 50;
+    expect(cc.cwnd).toBeGreaterThanOrEqual(BBR_CWND_GAIN * bdp);
+    expect(cc.inflightHi).toBe(Number.POSITIVE_INFINITY);
+    // The receiver's buffer overflows: 5 % of a round (a BDP in flight) resent, twice.
+    for (let i = 0; i < 2; i++) {
+      cc.onEnterRecovery(cc.cwnd, p.t, true);
+      p.round({ lossShare: 0.05, window: bdp });
+      cc.onExitRecovery(cc.cwnd);
+    }
+    p.round({ window: bdp });
+    // max(in flight at the loss, 0.7 x 0.7 x 2 BDP) = one BDP, and cwnd follows (not 2 BDP again).
+    expect(cc.inflightHi).toBe(bdp);
+    expect(cc.cwnd).toBeLessThanOrEqual(bdp);
+    expect(cc.bw).toBeCloseTo(10_000, -2);
+    // Clean rounds: each up phase that fills the cap raises it by 1, 2, 4... segments.
+    for (let i = 0; i < 24; i++) p.round();
+    expect(cc.inflightHi).toBeGreaterThan(bdp + 2 * MSS);
+    expect(cc.cwnd).toBeGreaterThan(bdp);
+  });
+
+  test("1 % random loss on a deep path (20 segments a round) leaves the window uncapped", () => {
+    const cc = new Bbr(MSS);
+    // 10 MB/s and 200 ms: a BDP of 2 MB, so 1 % is 20 segments a round (above the 8-segment floor).
+    const p = new Path(cc, 10_000, 200);
+    for (let i = 0; i < 30; i++) p.round();
+    const bdp = 10_000 * 200;
+    for (let i = 0; i < 40; i++) p.round({ lossShare: 0.01 });
+    expect(cc.inflightHi).toBe(Number.POSITIVE_INFINITY);
+    expect(cc.cwnd).toBeGreaterThanOrEqual(BBR_CWND_GAIN * bdp);
+    expect(cc.bw).toBeCloseTo(10_000, -2);
+  });
+
   test("STARTUP ends on heavy loss (a shallow queue overflowed), not only on a bandwidth plateau", () => {
     const cc = new Bbr(MSS);
     const p = new Path(cc, 10_000, 50);
@@ -209,6 +245,26 @@ test("ACKs in 1 ms clumps (one event-loop turn) and bursts sent at one instant: 
   expect(r.intact).toBe(true);
   const mbps = (16_000_000 * 8) / r.doneAt / 1000;
   console.log(`1 ms ACK clumps, 0.2 ms RTT, 480 Mbit/s link: bbr ${mbps.toFixed(0)} Mbit/s`);
+  expect(mbps).toBeGreaterThan(0.8 * 480);
+});
+
+test("a shallow drop-tail queue (128 KiB, as a peer's UDP socket) is not overrun every cycle", () => {
+  // BBR v1 alone refilled it each 1.25 probe: ~3400 resends, an RTO and half the link rate.
+  const r = transfer({
+    sizeAtoB: 16_000_000,
+    sizeBtoA: 0,
+    seed: 1,
+    congestionControl: "bbr",
+    aToB: { delayMs: 0.1, rateBytesPerMs: 60_000, queueBytes: 128 * 1024 },
+    bToA: { delayMs: 0.1, batchMs: 1 },
+    bufferSize: 65535,
+    autotuneMaxBufferSize: 16 << 20,
+  });
+  expect(r.intact).toBe(true);
+  const mbps = (16_000_000 * 8) / r.doneAt / 1000;
+  console.log(`128 KiB queue, 480 Mbit/s: bbr ${mbps.toFixed(0)} Mbit/s, ${r.layerA.stats.retransmits} resent`);
+  expect(r.layerA.stats.rtoExpirations).toBe(0);
+  expect(r.layerA.stats.retransmits).toBeLessThan(1000);
   expect(mbps).toBeGreaterThan(0.8 * 480);
 });
 

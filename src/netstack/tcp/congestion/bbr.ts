@@ -16,6 +16,11 @@
  * - cwnd = 2 x BDP + the ACK aggregation seen (ACKs arriving in clumps, one event-loop turn apart,
  *   would otherwise leave the pipe idle), approached by the bytes acknowledged per ACK. Loss
  *   recovery conserves packets for its first round and restores the prior cwnd on exit.
+ * - Loss response (BBRv2's inflight_hi): a round that resent more than LOSS_RATE of what it
+ *   delivered caps in flight at max(the in flight that lost, LOSS_BETA x the old cap); PROBE_BW's
+ *   up phase raises the cap by 1, 2, 4... segments per round it fills. A shallow buffer (a peer's
+ *   212 KB UDP socket) is then overrun once per probe, not every cycle; random loss below the rate
+ *   leaves it alone.
  */
 import { initialWindow } from "./newreno.ts";
 import type { CongestionControl, DeliverySample } from "./types.ts";
@@ -38,6 +43,13 @@ export const STARTUP_LOSS_RATE = 0.02;
 export const STARTUP_LOSS_SEGMENTS = 8;
 /** Rounds the ACK aggregation estimate is remembered. */
 export const EXTRA_ACKED_ROUNDS = 5;
+/** A round that resent more than this share of what it delivered (and LOSS_SEGMENTS) was too full. */
+export const LOSS_RATE = 0.02;
+export const LOSS_SEGMENTS = 8;
+/** On a too-full round the cap keeps at least this share of the old one. */
+export const LOSS_BETA = 0.7;
+/** Outside the up phase cwnd stays this share under the cap (room for the next probe's queue). */
+export const LOSS_HEADROOM = 0.85;
 /** Least cwnd, in segments. */
 export const BBR_MIN_CWND_SEGMENTS = 4;
 
@@ -60,6 +72,14 @@ export class Bbr implements CongestionControl {
   fullBwReached = false;
   roundCount = 0;
   pacingGain = BBR_HIGH_GAIN;
+  /** Upper bound on in flight from the last too-full round (bytes; Infinity until one). */
+  inflightHi = Number.POSITIVE_INFINITY;
+  /** Segments the up phase adds to inflightHi in its next round; doubles each round it fills. */
+  private probeUpSegments = 1;
+  /** The most in flight this round, and the most when an ACK revealed a loss. */
+  private roundMaxInflight = 0;
+  private roundLossInflight = 0;
+  private roundFilledCap = false;
   private cwndGain = BBR_HIGH_GAIN;
   private minRttStamp = 0;
   // Per-round bandwidth samples: ring of the last BW_WINDOW_ROUNDS round maxima.
@@ -110,6 +130,9 @@ export class Bbr implements CongestionControl {
       this.cwnd = Math.max(this.cwnd, this.priorCwnd);
     }
     const appLimited = s.appLimited || this.afterTimeout;
+    if (s.inflight > this.roundMaxInflight) this.roundMaxInflight = s.inflight;
+    if (s.lost && s.inflight > this.roundLossInflight) this.roundLossInflight = s.inflight;
+    if (s.inflight + s.acked + this.mss >= this.inflightHi) this.roundFilledCap = true;
     if (appLimited) this.roundAppLimited = true;
     // A rate sample over less than the min RTT is ACK compression, not bandwidth (as Linux).
     if (s.rate > 0 && !(s.interval < this.minRtt)) {
@@ -138,6 +161,7 @@ export class Bbr implements CongestionControl {
       ) {
         this.fullBwReached = true;
       }
+      this.adaptInflightHi(s, resent);
       // The next round's slots start empty (the oldest round leaves the windows), except while a
       // timeout's go-back-N holds delivery down: the estimate from before it must not age out.
       this.roundCount++;
@@ -176,6 +200,23 @@ export class Bbr implements CongestionControl {
     this.roundStartRetransmitted = s.retransmitted;
     this.roundAppLimited = s.appLimited;
     this.roundRated = false;
+    this.roundMaxInflight = s.inflight;
+    this.roundLossInflight = 0;
+    this.roundFilledCap = false;
+  }
+
+  /** At a round's end: cap in flight after a too-full round; raise the cap while probing up. */
+  private adaptInflightHi(s: DeliverySample, resent: number): void {
+    const delivered = s.delivered - this.roundStartDelivered;
+    if (resent > LOSS_SEGMENTS * this.mss && resent > LOSS_RATE * delivered) {
+      const atLoss = this.roundLossInflight > 0 ? this.roundLossInflight : this.roundMaxInflight;
+      const before = Math.min(this.inflightHi, this.cwnd);
+      this.inflightHi = Math.max(atLoss, LOSS_BETA * before, BBR_MIN_CWND_SEGMENTS * this.mss);
+      this.probeUpSegments = 1;
+    } else if (this.mode === BbrMode.ProbeBw && this.pacingGain > 1 && this.roundFilledCap) {
+      this.inflightHi += this.probeUpSegments * this.mss;
+      this.probeUpSegments = Math.min(this.probeUpSegments * 2, 1 << 16);
+    }
   }
 
   private checkFullBw(): void {
@@ -271,9 +312,15 @@ export class Bbr implements CongestionControl {
     } else if (cwnd < target || s.delivered < initialWindow(this.mss)) {
       cwnd += s.acked;
     }
-    cwnd = Math.max(cwnd, minCwnd);
+    cwnd = Math.max(Math.min(cwnd, this.inflightCap()), minCwnd);
     if (this.mode === BbrMode.ProbeRtt) cwnd = Math.min(cwnd, minCwnd);
     this.cwnd = Math.floor(cwnd);
+  }
+
+  /** What in flight may reach: inflightHi in the up phase, with headroom otherwise. */
+  private inflightCap(): number {
+    if (this.pacingGain > 1 || !Number.isFinite(this.inflightHi)) return this.inflightHi;
+    return Math.max(LOSS_HEADROOM * this.inflightHi, Math.min(this.inflightHi, this.bdp(1)));
   }
 
   // The loss-based hooks: BBR does not take losses as its congestion signal.
@@ -294,7 +341,7 @@ export class Bbr implements CongestionControl {
 
   onExitRecovery(_flightSize: number): void {
     this.inRecovery = false;
-    this.cwnd = Math.max(this.cwnd, this.priorCwnd);
+    this.cwnd = Math.floor(Math.max(this.cwnd, Math.min(this.priorCwnd, this.inflightCap())));
   }
 
   onTimeout(_flightSize: number, _now: number): void {
