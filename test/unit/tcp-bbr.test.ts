@@ -131,7 +131,7 @@ describe("BBR (model-based congestion control)", () => {
       cc.onExitRecovery(cc.cwnd);
     }
     p.round({ window: bdp });
-    // max(in flight at the loss, 0.7 x 0.7 x 2 BDP) = one BDP, and cwnd follows (not 2 BDP again).
+    // max(in flight at the loss, 0.7 x 0.7 x 2 BDP, 1 BDP) = one BDP; cwnd follows (not 2 BDP again).
     expect(cc.inflightHi).toBe(bdp);
     expect(cc.cwnd).toBeLessThanOrEqual(bdp);
     expect(cc.bw).toBeCloseTo(10_000, -2);

@@ -78,6 +78,7 @@ export class Bbr implements CongestionControl {
   private probeUpSegments = 1;
   /** The most in flight this round, and the most when an ACK revealed a loss. */
   private roundMaxInflight = 0;
+  private prevRoundMaxInflight = 0;
   private roundLossInflight = 0;
   private roundFilledCap = false;
   private cwndGain = BBR_HIGH_GAIN;
@@ -200,6 +201,7 @@ export class Bbr implements CongestionControl {
     this.roundStartRetransmitted = s.retransmitted;
     this.roundAppLimited = s.appLimited;
     this.roundRated = false;
+    this.prevRoundMaxInflight = this.roundMaxInflight;
     this.roundMaxInflight = s.inflight;
     this.roundLossInflight = 0;
     this.roundFilledCap = false;
@@ -208,10 +210,14 @@ export class Bbr implements CongestionControl {
   /** At a round's end: cap in flight after a too-full round; raise the cap while probing up. */
   private adaptInflightHi(s: DeliverySample, resent: number): void {
     const delivered = s.delivered - this.roundStartDelivered;
+    // A timeout's go-back-N resends what was in flight, not what this round lost.
+    if (this.afterTimeout || this.mode === BbrMode.Startup) return;
     if (resent > LOSS_SEGMENTS * this.mss && resent > LOSS_RATE * delivered) {
-      const atLoss = this.roundLossInflight > 0 ? this.roundLossInflight : this.roundMaxInflight;
+      // The lost segments left a round before their loss showed: the previous round's in flight.
+      const atLoss = Math.max(this.prevRoundMaxInflight, this.roundLossInflight);
       const before = Math.min(this.inflightHi, this.cwnd);
-      this.inflightHi = Math.max(atLoss, LOSS_BETA * before, BBR_MIN_CWND_SEGMENTS * this.mss);
+      // Never under one BDP: the cap trims the queue BBR v1 keeps (2 BDP), not the link's share.
+      this.inflightHi = Math.max(atLoss, LOSS_BETA * before, this.bdp(1), BBR_MIN_CWND_SEGMENTS * this.mss);
       this.probeUpSegments = 1;
     } else if (this.mode === BbrMode.ProbeBw && this.pacingGain > 1 && this.roundFilledCap) {
       this.inflightHi += this.probeUpSegments * this.mss;
