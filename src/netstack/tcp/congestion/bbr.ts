@@ -17,8 +17,9 @@
  *   would otherwise leave the pipe idle), approached by the bytes acknowledged per ACK. Loss
  *   recovery conserves packets for its first round and restores the prior cwnd on exit.
  * - Loss response (BBRv2's inflight_hi): a round that resent more than LOSS_RATE of what it
- *   delivered caps in flight at max(the in flight that lost, LOSS_BETA x the old cap); PROBE_BW's
- *   up phase raises the cap by 1, 2, 4... segments per round it fills. A shallow buffer (a peer's
+ *   delivered (after STARTUP) caps in flight at max(the in flight that lost, LOSS_BETA x the old
+ *   cap, 2 BDP): it trims the ACK-aggregation allowance. PROBE_BW's up phase raises the cap by
+ *   1, 2, 4... segments per round it fills. A shallow buffer (a peer's
  *   212 KB UDP socket) is then overrun once per probe, not every cycle; random loss below the rate
  *   leaves it alone.
  */
@@ -216,8 +217,9 @@ export class Bbr implements CongestionControl {
       // The lost segments left a round before their loss showed: the previous round's in flight.
       const atLoss = Math.max(this.prevRoundMaxInflight, this.roundLossInflight);
       const before = Math.min(this.inflightHi, this.cwnd);
-      // Never under one BDP: the cap trims the queue BBR v1 keeps (2 BDP), not the link's share.
-      this.inflightHi = Math.max(atLoss, LOSS_BETA * before, this.bdp(1), BBR_MIN_CWND_SEGMENTS * this.mss);
+      // Never under cwnd_gain x BDP: the cap trims the ACK-aggregation allowance a shallow buffer
+      // cannot hold, not the window a long path needs to keep busy between clumps of ACKs.
+      this.inflightHi = Math.max(atLoss, LOSS_BETA * before, this.bdp(BBR_CWND_GAIN), BBR_MIN_CWND_SEGMENTS * this.mss);
       this.probeUpSegments = 1;
     } else if (this.mode === BbrMode.ProbeBw && this.pacingGain > 1 && this.roundFilledCap) {
       this.inflightHi += this.probeUpSegments * this.mss;
