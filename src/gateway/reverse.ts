@@ -89,7 +89,7 @@ export class ReverseTcpBridge extends TcpRelay {
     this.sock = sock;
     this.ticket = ticket;
     // Nothing to put host bytes in until the tunnel side completes its handshake.
-    this.pauseReads();
+    sock.pause();
   }
 }
 

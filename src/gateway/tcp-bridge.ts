@@ -110,9 +110,8 @@ export class TcpBridge extends TcpRelay {
     this.connecting = false;
     this.connectTimer.clear();
     this.sock = sock;
-    // Reads stay on: a host that speaks first before the peer completes the handshake has its first
-    // read kept in `pending` and the socket paused then (hostData); pausing every flow up front cost
-    // two epoll_ctl calls and a spurious wake-up per connection.
+    // No host bytes until the peer completes the handshake: nothing to put them in before that.
+    sock.pause();
     this.deps.log.debug(`Connected to upstream TCP for ${this.key}`);
     this.conn.accept();
   }

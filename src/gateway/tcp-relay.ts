@@ -55,12 +55,6 @@ export abstract class TcpRelay implements NatEntry {
   private established = false;
   /** The host socket waits for drain before taking more peer bytes. */
   private awaitingDrain = false;
-  /**
-   * We paused the host socket's reads. Bun's pause()/resume() each cost an epoll_ctl (and a
-   * spurious writable wake-up) whether or not the state changes, and resume runs on every ACK that
-   * frees send buffer: only calls that change the state reach Bun.
-   */
-  private readsPaused = false;
   /** We sent FIN to the host (the peer's FIN was relayed). */
   private hostWriteShut = false;
   /** The host sent FIN; relay it to the peer after `pending`. */
@@ -121,7 +115,7 @@ export abstract class TcpRelay implements NatEntry {
     // already under way when we paused lands here too, queued behind the earlier bytes.
     this.pending.push(rest);
     this.pendingBytes += rest.length;
-    this.pauseReads();
+    this.sock?.pause();
   }
 
   hostDrained(): void {
@@ -163,7 +157,7 @@ export abstract class TcpRelay implements NatEntry {
   private onEstablished(): void {
     this.established = true;
     this.connectionEstablished();
-    if (this.pendingBytes === 0 && !this.hostEof) this.resumeReads();
+    if (this.pendingBytes === 0 && !this.hostEof) this.sock?.resume();
     this.flushToPeer();
     this.pumpToHost();
   }
@@ -226,20 +220,7 @@ export abstract class TcpRelay implements NatEntry {
       }
       return;
     }
-    this.resumeReads();
-  }
-
-  /** Stop reading the host socket (what it sends meanwhile waits in the kernel). */
-  protected pauseReads(): void {
-    if (this.readsPaused || !this.sock) return;
-    this.readsPaused = true;
-    this.sock.pause();
-  }
-
-  private resumeReads(): void {
-    if (!this.readsPaused || !this.sock) return;
-    this.readsPaused = false;
-    this.sock.resume();
+    this.sock?.resume();
   }
 
   /** Both FINs relayed: the host socket has nothing more to do; close it fully. */

@@ -190,38 +190,6 @@ describe("TCP bridge", () => {
     expect(conn.aborted).toBe(false);
   }, 20_000);
 
-  test("request/response: the host socket is never paused or resumed (each call costs an epoll_ctl)", async () => {
-    const { server, conns } = listen();
-    cleanups.push(() => server.stop(true));
-    // Bun's TCP sockets share one prototype: count pause()/resume() on every socket but the server's.
-    const probe = await Bun.connect({ hostname: "127.0.0.1", port: server.port, socket: { data() {} } });
-    const proto = Object.getPrototypeOf(probe) as { pause(): void; resume(): void };
-    probe.end();
-    const calls: string[] = [];
-    const { pause, resume } = proto;
-    const serverSide = (s: unknown) => conns.some((c) => c.socket === s);
-    proto.pause = function (this: unknown) {
-      if (!serverSide(this)) calls.push("pause");
-      pause.call(this);
-    };
-    proto.resume = function (this: unknown) {
-      if (!serverSide(this)) calls.push("resume");
-      resume.call(this);
-    };
-    cleanups.push(() => Object.assign(proto, { pause, resume }));
-    const gw = makeGateway();
-    const conn = new FakeConn();
-    conn.afterEstablished = () => conn.peerSend(enc.encode("GET / HTTP/1.0\r\n\r\n"));
-    connect(gw, server.port, conn);
-    await until(() => conns.length === 2 && conns[1]!.receivedBytes === 18, 3000, "request at the host");
-    conns[1]!.send(enc.encode("HTTP/1.0 200 OK\r\n\r\nhello"), true);
-    await until(() => conn.shutdownCalled, 3000, "FIN to the peer");
-    expect(new TextDecoder().decode(conn.deliveredConcat())).toBe("HTTP/1.0 200 OK\r\n\r\nhello");
-    conn.peerFin();
-    await until(() => conns[1]!.eof, 3000, "EOF at the host");
-    expect(calls).toEqual([]);
-  });
-
   test("host FIN first: the peer gets FIN, then its later data still reaches the host", async () => {
     const { server, conns } = listen((c) => c.send(enc.encode("bye"), true));
     cleanups.push(() => server.stop(true));
