@@ -8,7 +8,7 @@ import {
   LOSS_HEADROOM,
 } from "../../src/netstack/tcp/congestion/bbr.ts";
 import { congestionControlForHost } from "../../src/netstack/tcp/congestion/host.ts";
-import type { DeliverySample } from "../../src/netstack/tcp/congestion/types.ts";
+import { type DeliverySample, emptyDeliverySample } from "../../src/netstack/tcp/congestion/types.ts";
 import { RackLog } from "../../src/netstack/tcp/rack.ts";
 import { SackScoreboard } from "../../src/netstack/tcp/sack.ts";
 import { transfer } from "./tcp-harness.ts";
@@ -16,21 +16,7 @@ import { transfer } from "./tcp-harness.ts";
 const MSS = 1000;
 
 function sample(over: Partial<DeliverySample>): DeliverySample {
-  return {
-    delivered: 0,
-    acked: 0,
-    inflight: 0,
-    now: 0,
-    rtt: -1,
-    sentAt: -1,
-    rate: -1,
-    interval: 0,
-    retransmitted: 0,
-    recovering: false,
-    appLimited: false,
-    lost: false,
-    ...over,
-  };
+  return { ...emptyDeliverySample(), ...over };
 }
 
 /**

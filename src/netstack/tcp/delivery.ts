@@ -4,7 +4,7 @@
  * (draft-cheng-iccrg-delivery-rate-estimation) from the snapshot RACK's log keeps per transmission.
  * Loss-based controllers do not ask for it, and then none of this runs.
  */
-import type { DeliverySample } from "./congestion/types.ts";
+import { type DeliverySample, emptyDeliverySample } from "./congestion/types.ts";
 import { TcpSegmentOutput } from "./output.ts";
 import { seqAdd, seqDiff, seqLt } from "./seq.ts";
 
@@ -13,20 +13,7 @@ export abstract class TcpDeliveryReport extends TcpSegmentOutput {
   protected ackRtt = -1;
   /** This ACK delivered a segment sent later than any delivered before (RACK.xmit_ts moved). */
   protected rateSampled = false;
-  private readonly sample: DeliverySample = {
-    delivered: 0,
-    acked: 0,
-    inflight: 0,
-    now: 0,
-    rtt: -1,
-    sentAt: -1,
-    rate: -1,
-    interval: 0,
-    retransmitted: 0,
-    recovering: false,
-    appLimited: false,
-    lost: false,
-  };
+  private readonly sample: DeliverySample = emptyDeliverySample();
 
   /**
    * Tell a model-based controller (BBR) what this ACK delivered, after the recovery state changed.

@@ -67,4 +67,22 @@ export interface DeliverySample {
   lost: boolean;
 }
 
+/** A sample with nothing delivered yet: the sender's reusable object starts from it. */
+export function emptyDeliverySample(): DeliverySample {
+  return {
+    delivered: 0,
+    acked: 0,
+    inflight: 0,
+    now: 0,
+    rtt: -1,
+    sentAt: -1,
+    rate: -1,
+    interval: 0,
+    retransmitted: 0,
+    recovering: false,
+    appLimited: false,
+    lost: false,
+  };
+}
+
 export type CongestionControlFactory = (mss: number) => CongestionControl;
