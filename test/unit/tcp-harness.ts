@@ -159,9 +159,10 @@ export function buildSegment(src: IpAddr, dst: IpAddr, s: PeerSegment): Uint8Arr
 
 export function bytes(n: number, seed = 1): Uint8Array {
   const b = new Uint8Array(n);
-  let x = seed;
+  // The state stays an int32 (| 0, not >>> 0): the same bytes, without a double per step.
+  let x = seed | 0;
   for (let i = 0; i < n; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    x = (Math.imul(x, 1103515245) + 12345) | 0;
     b[i] = x >>> 24;
   }
   return b;
@@ -305,7 +306,9 @@ export class ImpairedLink implements IpOutput {
   duplicated = 0;
   reordered = 0;
   queueDrops = 0;
-  private readonly addrs = new WeakMap<Uint8Array, [IpAddr, IpAddr]>();
+  private allocated: Uint8Array | undefined;
+  private allocatedSrc: IpAddr = PEER;
+  private allocatedDst: IpAddr = PEER;
   private readonly q: Queued[] = [];
   private readonly held: { left: number; p: Queued }[] = [];
   private lastDepart = 0;
@@ -323,14 +326,21 @@ export class ImpairedLink implements IpOutput {
     });
   }
 
+  // The layer sends each packet right after allocating it (emitSegment), so the addresses of the
+  // one allocated packet are kept in fields: a WeakMap entry per packet cost more than the TCP.
   allocate(src: IpAddr, dst: IpAddr, _protocol: number, payloadLength: number): Uint8Array {
     const buf = new Uint8Array(ipHeaderLength(src) + payloadLength);
-    this.addrs.set(buf, [src, dst]);
+    this.allocated = buf;
+    this.allocatedSrc = src;
+    this.allocatedDst = dst;
     return buf;
   }
 
   send(packet: Uint8Array): void {
-    const [src, dst] = this.addrs.get(packet)!;
+    if (packet !== this.allocated) throw new Error("sent a packet other than the one just allocated");
+    this.allocated = undefined;
+    const src = this.allocatedSrc;
+    const dst = this.allocatedDst;
     const tcp = packet.subarray(ipHeaderLength(src));
     const index = this.sent++;
     const imp = this.imp;
@@ -433,9 +443,20 @@ export interface TransferSide {
   doneAt: number;
 }
 
+/** Pseudo-random bulk data, four bytes per step of the generator (bytes() takes one step a byte). */
+function bulkBytes(n: number, seed: number): Uint8Array {
+  const words = new Uint32Array(Math.ceil(n / 4));
+  let x = seed | 0;
+  for (let i = 0; i < words.length; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) | 0;
+    words[i] = x;
+  }
+  return new Uint8Array(words.buffer, 0, n);
+}
+
 function side(sendSize: number, receiveSize: number, seed: number): TransferSide {
   return {
-    toSend: bytes(sendSize, seed),
+    toSend: bulkBytes(sendSize, seed),
     sent: 0,
     received: new Uint8Array(receiveSize),
     receivedLen: 0,
@@ -468,6 +489,11 @@ function drive(e: TransferSide, conn: TcpConnectionApi, clock: VirtualClock): vo
     if (conn.readEof) e.eof = true;
   };
   conn.onClosed = (r) => e.closed.push(r);
+}
+
+/** Byte-wise equality without copying (Buffer.from of a Uint8Array copies it). */
+export function sameBytes(x: Uint8Array, y: Uint8Array): boolean {
+  return Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength));
 }
 
 export interface TransferOptions {
@@ -539,8 +565,8 @@ export function transfer(o: TransferOptions) {
   const intact =
     a.receivedLen === o.sizeBtoA &&
     b.receivedLen === o.sizeAtoB &&
-    Buffer.from(a.received).equals(Buffer.from(b.toSend)) &&
-    Buffer.from(b.received).equals(Buffer.from(a.toSend));
+    sameBytes(a.received, b.toSend) &&
+    sameBytes(b.received, a.toSend);
   /** Virtual time until both directions had every byte. */
   const doneAt = Math.max(a.doneAt, b.doneAt);
   return { a, b, layerA, layerB, clock, aToB, bToA, intact, doneAt };

@@ -1,5 +1,10 @@
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { type Impairment, type TransferOptions, transfer } from "./tcp-harness.ts";
+
+// Each transfer runs on a virtual clock and stops at a bounded number of steps and of virtual time
+// (transfer()), so it cannot hang: the wall-clock limit only has to exceed the CPU time of up to six
+// transfers (0.1 s each idle) on a loaded machine, which Bun's 5 s default did not always.
+setDefaultTimeout(60_000);
 
 const SIZE = 4 << 20;
 /** A 16 Mbit/s bottleneck with a 64 KiB drop-tail queue and 10 ms one-way delay, each direction. */
