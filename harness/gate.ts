@@ -33,8 +33,10 @@ export function describeOrSkip(skipReason: string | null, name: string, fn: () =
 }
 
 /** `test` when `skipReason` is null; otherwise `test.skip`, or under CI a test that fails naming it. */
-export function testOrSkip(skipReason: string | null): (name: string, fn: () => void | Promise<void>) => void {
-  if (skipReason === null) return (name, fn) => test(name, fn);
+export function testOrSkip(
+  skipReason: string | null,
+): (name: string, fn: () => void | Promise<void>, timeoutMs?: number) => void {
+  if (skipReason === null) return (name, fn, timeoutMs) => test(name, fn, timeoutMs);
   if (underCi())
     return (name) =>
       test(`${name} (prerequisite missing: ${skipReason})`, () => {
