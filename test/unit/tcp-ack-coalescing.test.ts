@@ -69,6 +69,54 @@ describe("TCP receive path: one ACK and one readable event per flow per turn", (
     expect(rec.readable).toBe(1);
   });
 
+  test("the stream flowing on beyond a hole: the island's first segment is ACKed at once, the rest once per turn", () => {
+    const { h, send } = flow();
+    send(0);
+    send(2); // segment 1 lost: a new island
+    const dup = h.out.one();
+    expect([dup.ack, dup.options.sackBlocks[0], dup.options.sackBlocks[1]]).toEqual([
+      D + SEG,
+      D + 2 * SEG,
+      D + 3 * SEG,
+    ]);
+    for (let i = 3; i < 10; i++) send(i);
+    expect(h.out.sent.length).toBe(0);
+    h.clock.endTurn();
+    const a = h.out.one();
+    expect([a.ack, a.options.sackCount, a.options.sackBlocks[0], a.options.sackBlocks[1]]).toEqual([
+      D + SEG,
+      1,
+      D + 2 * SEG,
+      D + 10 * SEG,
+    ]);
+    // A second loss (segment 10) opens a second island: at once; so does joining the two islands.
+    send(11);
+    expect(h.out.one().options.sackBlocks.slice(0, 4)).toEqual(
+      new Uint32Array([D + 11 * SEG, D + 12 * SEG, D + 2 * SEG, D + 10 * SEG]),
+    );
+    send(10);
+    const joined = h.out.one();
+    expect([joined.ack, joined.options.sackCount, joined.options.sackBlocks[1]]).toEqual([D + SEG, 1, D + 12 * SEG]);
+    // The retransmission filling the hole: at once, everything acknowledged.
+    send(1);
+    expect([h.out.one().ack, h.out.sent.length]).toEqual([D + 12 * SEG, 0]);
+    h.clock.endTurn();
+    expect(h.out.sent.length).toBe(0);
+  });
+
+  test("without SACK every out-of-order segment is ACKed at once (the peer counts duplicate ACKs)", () => {
+    const h = harness({ bufferSize: 65536 });
+    const e = establish(h, { mss: 1460 });
+    for (const i of [0, 2, 3, 4, 5]) {
+      h.layer.input(
+        PEER,
+        REMOTE,
+        buildSegment(PEER, REMOTE, { seq: D + i * SEG, ack: e.iss + 1, flags: TCP_ACK, payload: bytes(SEG, i) }),
+      );
+    }
+    expect(h.out.take().map((s) => s.ack)).toEqual([D + SEG, D + SEG, D + SEG, D + SEG]);
+  });
+
   test("a duplicate segment is ACKed at once", () => {
     const { h, send } = flow();
     send(0);

@@ -71,6 +71,33 @@ describe("TCP buffers", () => {
     expect([r.length, r.capacity]).toEqual([0, 8192]);
   });
 
+  test("receive buffer: SACK blocks go most recently changed first, so each island is repeated (RFC 2018 §4)", () => {
+    const r = new ReceiveBuffer(100_000);
+    const d = bytes(10_000, 5);
+    const sack = new Uint32Array(8);
+    const blocks = () => {
+      const n = r.sackBlocks(0, sack, 3);
+      return [...sack.subarray(0, 2 * n)];
+    };
+    // Five islands opened in sequence order (a hole before each).
+    for (let i = 0; i < 5; i++) expect(r.write(1000 + 1000 * i, d, 0, 500)).toBe(0);
+    expect(blocks()).toEqual([5000, 5500, 4000, 4500, 3000, 3500]);
+    // The second island grows: it comes first, then the two reported just before it.
+    expect(r.write(2500, d, 0, 100)).toBe(0);
+    expect(r.appendedToLatestIsland).toBe(false);
+    expect(blocks()).toEqual([2000, 2600, 5000, 5500, 4000, 4500]);
+    expect(r.write(2600, d, 0, 100)).toBe(0);
+    expect(r.appendedToLatestIsland).toBe(true);
+    // Joining the fourth and fifth islands: one block, first; the ones it swallowed leave the list.
+    expect(r.write(4500, d, 0, 500)).toBe(0);
+    expect(r.appendedToLatestIsland).toBe(false);
+    expect(blocks()).toEqual([4000, 5500, 2000, 2700, 3000, 3500]);
+    // RCV.NXT reaches past the first island: offsets shift, the order stays.
+    expect(r.write(0, d, 0, 1500)).toBe(1500);
+    expect(r.sackBlocks(1500, sack, 4)).toBe(3);
+    expect([...sack.subarray(0, 6)]).toEqual([4000, 5500, 2000, 2700, 3000, 3500]);
+  });
+
   test("receive buffer: the number of islands is bounded", () => {
     const r = new ReceiveBuffer(100_000);
     const d = bytes(10);

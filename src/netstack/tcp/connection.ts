@@ -8,9 +8,10 @@
  *
  * The segment parsing and the demux live in layer.ts; buffers, RTT and congestion control in
  * their own files. No Nagle: data goes out as soon as window, congestion window and pacing allow.
- * In-order data is acknowledged once per event-loop turn (Clock.afterTurn), with the window update
- * folded in, and the app hears of it once per turn; anything else (out of order, hole filled,
- * duplicate, FIN, window re-opening from zero) is acknowledged at once.
+ * In-order data (and, with SACK, out-of-order data that only extends the latest island) is
+ * acknowledged once per event-loop turn (Clock.afterTurn), with the window update folded in, and the
+ * app hears of it once per turn; anything else (a new island, hole filled, duplicate, FIN, window
+ * re-opening from zero) is acknowledged at once.
  *
  * This file holds the application API; the class stacks one concern per file: tcb.ts (state) ←
  * output.ts (segment emission) ← sender.ts (ACKs in, data out, recovery) ← timers.ts ← input.ts.

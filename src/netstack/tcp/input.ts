@@ -228,6 +228,11 @@ export abstract class TcpInput extends TcpTimers {
         } else {
           stats.outOfOrderBytes += this.recvBuf.outOfOrderBytes - oooBefore;
           if (inOrder && !truncated && advance === dataLen && this.recvBuf.outOfOrderCount === 0) ackNow = false;
+          // Out-of-order data that only extends the island that changed last at its right edge (the
+          // stream flowing on beyond a hole) tells a SACK sender nothing the turn's ACK will not: it
+          // is ACKed at the end of the turn, as a GRO receiver ACKs one aggregate. The segment that
+          // opens an island, fills a hole or joins two islands is still ACKed at once.
+          else if (this.sackEnabled && !truncated && this.recvBuf.appendedToLatestIsland) ackNow = false;
           if (advance > 0) {
             stats.receiveBufferedBytes += advance;
             this.rcvNxt = seqAdd(this.rcvNxt, advance);

@@ -19,6 +19,8 @@ const KEEP_STORAGE = 64 * 1024;
 export const RELEASE_RATIO = 4;
 /** Most out-of-order islands kept: bounds the bookkeeping per flow (and SACK reports at most 4). */
 export const MAX_OUT_OF_ORDER_RANGES = 32;
+/** Islands remembered in most-recently-changed order: the most SACK blocks one segment carries. */
+const MAX_RECENT_ISLANDS = 4;
 
 export class ReceiveBuffer {
   private storage: Uint8Array | null = null;
@@ -26,8 +28,16 @@ export class ReceiveBuffer {
   private end = 0;
   /** Out-of-order islands as [from, to) offsets from RCV.NXT, sorted, disjoint and non-adjacent. */
   private readonly ranges: number[] = [];
-  /** Offset (from RCV.NXT) of the island that grew last, for the first SACK block (RFC 2018 §4). */
-  private lastIsland = -1;
+  /**
+   * Left edges (offsets from RCV.NXT) of the islands that changed last, most recent first: the SACK
+   * blocks go in this order (RFC 2018 §4: the block holding the segment that triggered the ACK
+   * first, then the most recently reported ones), so every island is reported in several ACKs and
+   * one lost ACK does not hide it from the sender (which would then count the island's segments as
+   * reordered once the cumulative ACK covers them, and stretch its loss detection).
+   */
+  private readonly recent: number[] = [];
+  /** The last write() appended new data at the right edge of the island that changed last. */
+  appendedToLatestIsland = false;
   /** Bytes held in out-of-order islands. */
   outOfOrderBytes = 0;
 
@@ -80,20 +90,31 @@ export class ReceiveBuffer {
    * -1 when the segment would need one island too many (dropped; the peer retransmits).
    */
   write(offset: number, data: Uint8Array, from: number, len: number): number {
+    this.appendedToLatestIsland = false;
     if (len <= 0) return 0;
     if (offset > 0 && !this.canInsert(offset, offset + len)) return -1;
     this.ensureRoom(offset + len);
     this.storage!.set(data.subarray(from, from + len), this.end + offset);
-    this.insert(offset, offset + len);
     const r = this.ranges;
+    const islands = r.length;
+    const appends = offset > 0 && this.recent.length > 0 && this.islandEnd(this.recent[0] as number) === offset;
+    this.insert(offset, offset + len);
     if (r.length === 0 || r[0] !== 0) {
+      // Appended without touching the next island: the sender learns nothing new but the block's end.
+      this.appendedToLatestIsland = appends && r.length === islands;
       this.countOutOfOrder();
       return 0;
     }
     const advance = r[1] as number;
     r.splice(0, 2);
     for (let i = 0; i < r.length; i++) r[i] = (r[i] as number) - advance;
-    this.lastIsland = this.lastIsland >= advance ? this.lastIsland - advance : -1;
+    const recent = this.recent;
+    let k = 0;
+    for (let i = 0; i < recent.length; i++) {
+      const at = recent[i] as number;
+      if (at >= advance) recent[k++] = at - advance;
+    }
+    recent.length = k;
     this.end += advance;
     this.countOutOfOrder();
     return advance;
@@ -107,28 +128,34 @@ export class ReceiveBuffer {
   }
 
   /**
-   * Fill `out` with up to `max` SACK blocks (left, right pairs) for RCV.NXT = rcvNxt: the most
-   * recently extended island first, then the others in sequence order (RFC 2018 §4).
+   * Fill `out` with up to `max` SACK blocks (left, right pairs) for RCV.NXT = rcvNxt: the islands
+   * in most-recently-changed order, then (when fewer changed lately than fit) the others from the
+   * highest down (RFC 2018 §4).
    */
   sackBlocks(rcvNxt: number, out: Uint32Array, max: number): number {
     const r = this.ranges;
+    const recent = this.recent;
     let n = 0;
-    let first = -1;
-    for (let i = 0; i < r.length; i += 2) {
-      if ((r[i] as number) <= this.lastIsland && this.lastIsland < (r[i + 1] as number)) first = i;
+    for (let i = 0; i < recent.length && n < max; i++) {
+      const left = recent[i] as number;
+      out[2 * n] = (rcvNxt + left) >>> 0;
+      out[2 * n + 1] = (rcvNxt + this.islandEnd(left)) >>> 0;
+      n++;
     }
-    if (first >= 0 && n < max) {
-      out[0] = (rcvNxt + (r[first] as number)) >>> 0;
-      out[1] = (rcvNxt + (r[first + 1] as number)) >>> 0;
-      n = 1;
-    }
-    for (let i = 0; i < r.length && n < max; i += 2) {
-      if (i === first) continue;
+    for (let i = r.length - 2; i >= 0 && n < max; i -= 2) {
+      if (recent.includes(r[i] as number)) continue;
       out[2 * n] = (rcvNxt + (r[i] as number)) >>> 0;
       out[2 * n + 1] = (rcvNxt + (r[i + 1] as number)) >>> 0;
       n++;
     }
     return n;
+  }
+
+  /** Right edge of the island whose left edge is `left`. */
+  private islandEnd(left: number): number {
+    const r = this.ranges;
+    for (let i = 0; i < r.length; i += 2) if (r[i] === left) return r[i + 1] as number;
+    return -1;
   }
 
   /** Would [from, to) fit within the island limit? (It always fits if it touches an island.) */
@@ -153,7 +180,15 @@ export class ReceiveBuffer {
       j += 2;
     }
     r.splice(i, j - i, from, to);
-    this.lastIsland = from;
+    // The merged island goes to the front of the recent list; the islands it swallowed leave it.
+    const recent = this.recent;
+    let k = 0;
+    for (let m = 0; m < recent.length; m++) {
+      const at = recent[m] as number;
+      if (at < from || at > to) recent[k++] = at;
+    }
+    recent.length = Math.min(k, MAX_RECENT_ISLANDS - 1);
+    recent.unshift(from);
   }
 
   /** Make storage[end, end + needed) addressable, compacting or growing as needed. */
