@@ -5,7 +5,7 @@
  *
  *   bun bench/tcp.ts [MiB per direction, default 32]
  */
-import { transfer } from "../test/unit/tcp-harness.ts";
+import { transfer } from "../test/unit/tcp-transfer.ts";
 
 const mib = Number(process.argv[2] ?? 32);
 const size = mib << 20;

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { TCP_ACK } from "../../src/wire/tcp.ts";
-import { buildSegment, bytes, establish, harness, PEER, PEER_ISS, REMOTE, transfer } from "./tcp-harness.ts";
+import { buildSegment, bytes, establish, harness, PEER, PEER_ISS, REMOTE } from "./tcp-harness.ts";
+import { transfer } from "./tcp-transfer.ts";
 
 const MiB = 1024 * 1024;
 /** A long fat pipe: 50 ms each way, 100 Mbit/s bottleneck with a deep queue (no loss). */

@@ -11,7 +11,7 @@ import { congestionControlForHost } from "../../src/netstack/tcp/congestion/host
 import { type DeliverySample, emptyDeliverySample } from "../../src/netstack/tcp/congestion/types.ts";
 import { RackLog } from "../../src/netstack/tcp/rack.ts";
 import { SackScoreboard } from "../../src/netstack/tcp/sack.ts";
-import { transfer } from "./tcp-harness.ts";
+import { transfer } from "./tcp-transfer.ts";
 
 const MSS = 1000;
 

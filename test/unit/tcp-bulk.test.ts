@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { transfer } from "./tcp-harness.ts";
+import { transfer } from "./tcp-transfer.ts";
 
 /** 1 MiB each way between two TcpLayers over a link with 5 ms delay and `loss` each way. */
 function run(loss: number, seed: number) {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { CSS_GROWTH_DIVISOR, CSS_ROUNDS, HyStart, N_RTT_SAMPLE } from "../../src/netstack/tcp/congestion/hystart.ts";
-import { transfer } from "./tcp-harness.ts";
+import { transfer } from "./tcp-transfer.ts";
 
 /** One round: the ACK passes the round's end, then N_RTT_SAMPLE samples of `rtt`. */
 function round(h: HyStart, n: number, rtt: number) {

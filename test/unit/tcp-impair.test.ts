@@ -1,5 +1,5 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { type Impairment, type TransferOptions, transfer } from "./tcp-harness.ts";
+import { type Impairment, type TransferOptions, transfer } from "./tcp-transfer.ts";
 
 // Each transfer runs on a virtual clock and stops at a bounded number of steps and of virtual time
 // (transfer()), so it cannot hang: the wall-clock limit only has to exceed the CPU time of up to six

@@ -7,7 +7,8 @@ import {
   Pacer,
 } from "../../src/netstack/tcp/pacing.ts";
 import { TCP_ACK, TCP_SYN } from "../../src/wire/tcp.ts";
-import { bytes, harness, PEER_ISS, transfer } from "./tcp-harness.ts";
+import { bytes, harness, PEER_ISS } from "./tcp-harness.ts";
+import { transfer } from "./tcp-transfer.ts";
 
 const MSS = 1000;
 

@@ -2,7 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { RackLog } from "../../src/netstack/tcp/rack.ts";
 import { SackScoreboard } from "../../src/netstack/tcp/sack.ts";
 import { TCP_SYN } from "../../src/wire/tcp.ts";
-import { type Captured, transfer } from "./tcp-harness.ts";
+import type { Captured } from "./tcp-harness.ts";
+import { transfer } from "./tcp-transfer.ts";
 
 /** Payload per segment: MSS 1420 minus the 12 bytes of timestamps. */
 const SEG = 1408;

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { TCP_ACK, TCP_RST, TCP_SYN } from "../../src/wire/tcp.ts";
-import { bytes, type Captured, establish, harness, PEER_ISS, transfer } from "./tcp-harness.ts";
+import { bytes, type Captured, establish, harness, PEER_ISS } from "./tcp-harness.ts";
+import { transfer } from "./tcp-transfer.ts";
 
 /** Payload per segment: MSS 1420 minus the 12 bytes of timestamps. */
 const SEG = 1408;
