@@ -2,8 +2,9 @@ import { describe, expect, test } from "bun:test";
 import { parseConfigFile } from "../../src/cli/config-file.ts";
 import { parseGatewayArgsResolvingHosts } from "../../src/cli/config-hosts.ts";
 import { runCli } from "../../src/cli/main.ts";
-import { CliError, type ParseContext, parseGatewayArgs } from "../../src/cli/parse.ts";
+import { parseGatewayArgs } from "../../src/cli/parse.ts";
 import { keyToBase64 } from "../../src/wireguard/keys.ts";
+import { ctx, err } from "./cli-parse-helpers.ts";
 
 const GW_PRIV = "SG43Zi0wGp4emfJ/XpTnnmtnK8SSjjIHOc3Zh37c928=";
 const PEER_PUB = "rPpCjWzIv/yAtZZi+C/pVprie8D0QaGlPtJXlDi6bmI=";
@@ -37,27 +38,6 @@ PersistentKeepalive = 25
 publickey = ${PEER2_PUB}
 allowedips = 10.0.2.16/32
 `;
-
-function ctx(files: Record<string, string>): ParseContext {
-  return {
-    env: {},
-    readFile: (p) => {
-      const f = files[p];
-      if (f === undefined) throw Object.assign(new Error(`ENOENT: ${p}`), { code: "ENOENT" });
-      return f;
-    },
-  };
-}
-
-function err(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof CliError) return e.message;
-    throw e;
-  }
-  throw new Error("expected a CliError");
-}
 
 describe("config file (wg-quick INI)", () => {
   test("a good file: interface, gateway keys, two peers", () => {
