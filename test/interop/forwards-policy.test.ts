@@ -9,7 +9,23 @@
 // inet drops (nftables inside the inet namespace).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createWorld, type World } from "../../harness/fixture.ts";
-import { connLines, type Fw, fwHelpers } from "../../harness/forwards.ts";
+import {
+  BANNER,
+  BLACKHOLE_PORT,
+  connLines,
+  FWD,
+  type Fw,
+  forwardArgs,
+  fwHelpers,
+  GW_LOOPBACK_PORT,
+  GW_VETH_PORT,
+  NOBODY,
+  PEER_TCP,
+  STATS_PORT,
+  setUpForwardsWorld,
+  THROW_HOST,
+  UNREACH_HOST,
+} from "../../harness/forwards.ts";
 import { describeOrSkip } from "../../harness/gate.ts";
 import { Gateway } from "../../harness/gateway.ts";
 import { type BgProcess, exec, execCheck, interopSkipReason, spawnBg, waitUntil } from "../../harness/netns.ts";
@@ -38,39 +54,6 @@ const IFP = "wgsifw";
 const GUE_TUN = "wgsifwgue";
 const MiB = 1 << 20;
 
-/** Peer-side servers (on the tunnel addresses). */
-const PEER_TCP = 7000;
-const PEER_UDP = 7001;
-/** Reverse forwards: host side in gw on its inet-facing address. */
-const FWD = { tcpSrc: 8022, tcpNoSrc: 8023, tcp6: 8026, udpSrc: 8024, udpNoSrc: 8025, gueTcp: 8030 } as const;
-/** A service on gw's inet-facing address, and the stats server's port. */
-const GW_VETH_PORT = 7071;
-const STATS_PORT = 9190;
-/** Loopback-only service inside gw. */
-const GW_LOOPBACK_PORT = 7070;
-const BANNER = "wgsifw-gw-loopback-service";
-/** Test-only unreachable destinations (routes added in gw by this file). */
-const UNREACH_NET = "10.209.0.0/24";
-const UNREACH_HOST = "10.209.0.1";
-const THROW_NET = "10.210.0.0/24";
-const THROW_HOST = "10.210.0.1";
-const NOBODY = "10.202.0.99";
-/** inet drops SYNs to this port (nftables in the inet namespace). */
-const BLACKHOLE_PORT = 8081;
-
-const forwardArgs = [
-  "-t",
-  `${ADDR.gwInet4}:${FWD.tcpSrc},${ADDR.tunGw4}:0,${ADDR.tunPeer4}:${PEER_TCP}`,
-  "-t",
-  `${ADDR.gwInet4}:${FWD.tcpNoSrc},,${ADDR.tunPeer4}:${PEER_TCP}`,
-  "-t",
-  `[${ADDR.gwInet6}]:${FWD.tcp6},,[${ADDR.tunPeer6}]:${PEER_TCP}`,
-  "-u",
-  `${ADDR.gwInet4}:${FWD.udpSrc},${ADDR.tunGw4}:0,${ADDR.tunPeer4}:${PEER_UDP}`,
-  "-u",
-  `${ADDR.gwInet4}:${FWD.udpNoSrc},,${ADDR.tunPeer4}:${PEER_UDP}`,
-];
-
 describeOrSkip(skip, "reverse forwards, policy, ICMP errors, GUE (gateway CLI, real peers)", () => {
   let w: World;
   let fw: Fw;
@@ -80,19 +63,6 @@ describeOrSkip(skip, "reverse forwards, policy, ICMP errors, GUE (gateway CLI, r
   const procs: BgProcess[] = [];
   const extraGateways: Gateway[] = [];
 
-  /** Wait until gw listens on these TCP ports (the -t listeners). */
-  async function waitTcpListen(ports: number[]): Promise<void> {
-    await waitUntil(
-      `gw TCP listeners ${ports.join(",")}`,
-      async () => {
-        const r = await exec(w.t.gw, ["ss", "-Hltn"], { timeoutMs: 3000 });
-        return ports.every((p) => r.stdout.includes(`:${p} `));
-      },
-      10_000,
-      100,
-    );
-  }
-
   /** (Re)start the gateway with `extraArgs` and a fresh peer (new handshake at once). */
   async function restart(extraArgs: string[]): Promise<void> {
     await w.startGateway({ extraArgs });
@@ -101,39 +71,10 @@ describeOrSkip(skip, "reverse forwards, policy, ICMP errors, GUE (gateway CLI, r
 
   beforeAll(async () => {
     w = await createWorld(PREFIX, IFP, { files: { "1m.bin": MiB } });
-    fw = fwHelpers(w.tmp);
+    fw = fwHelpers();
     await w.startGateway({ extraArgs: forwardArgs });
     await w.startPeer();
-    await waitTcpListen([FWD.tcpSrc, FWD.tcpNoSrc, FWD.tcp6]);
-    peerTcp = await fw.tcpServer(w.t.peer, PEER_TCP, [ADDR.tunPeer4, ADDR.tunPeer6]);
-    peerUdp = await fw.udpServer(w.t.peer, PEER_UDP, [ADDR.tunPeer4]);
-    procs.push(peerTcp, peerUdp);
-    gwLoopback = await fw.bannerServer(w.t.gw, "127.0.0.1", GW_LOOPBACK_PORT, BANNER);
-    procs.push(gwLoopback);
-    await execCheck(w.t.gw, ["ip", "route", "add", "unreachable", UNREACH_NET]);
-    await execCheck(w.t.gw, ["ip", "route", "add", "throw", THROW_NET]);
-    await execCheck(w.t.inet, ["nft", "add", "table", "inet", "wgsifw"]);
-    await execCheck(w.t.inet, [
-      "nft",
-      "add",
-      "chain",
-      "inet",
-      "wgsifw",
-      "in",
-      "{ type filter hook input priority 0; }",
-    ]);
-    await execCheck(w.t.inet, [
-      "nft",
-      "add",
-      "rule",
-      "inet",
-      "wgsifw",
-      "in",
-      "tcp",
-      "dport",
-      String(BLACKHOLE_PORT),
-      "drop",
-    ]);
+    ({ peerTcp, peerUdp, gwLoopback } = await setUpForwardsWorld(w.t, fw, procs));
     // Handshake now, so the first test does not pay for it.
     expect(await w.ping(ADDR.tunGw4, 1)).toBe(1);
   }, 90_000);
