@@ -3,6 +3,7 @@
 import "../../src/cli/main.ts";
 import { startGateway } from "../../src/index.ts";
 import { parseKey } from "../../src/wireguard/keys.ts";
+import { quietGateway } from "./quiet-gateway.ts";
 
 const [privateKey, peerPublicKey] = process.argv.slice(2);
 if (!privateKey || !peerPublicKey) throw new Error("usage: cli-startup-reference.ts PRIVATE_KEY PEER_PUBLIC_KEY");
@@ -10,14 +11,6 @@ const gateway = await startGateway({
   mode: "wireguard",
   privateKey: parseKey(privateKey),
   peerPublicKey: parseKey(peerPublicKey),
-  bind: { address: "127.0.0.1", port: 0 },
-  keepaliveInterval: 0,
-  mtu: 1420,
-  tcpBufferSize: 65535,
-  transmitQueueCapacity: 16,
-  udpIdleTimeout: 30,
-  incomingTcp: [],
-  incomingUdp: [],
-  logLevel: "silent",
+  ...quietGateway(0),
 });
 await gateway.close();

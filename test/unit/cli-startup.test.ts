@@ -8,6 +8,7 @@ import { join } from "node:path";
 import SEED from "../../fixtures/keys/seed-readme.json";
 import { StartupError, startGateway } from "../../src/index.ts";
 import { parseKey } from "../../src/wireguard/keys.ts";
+import { quietGateway } from "./quiet-gateway.ts";
 
 const CLI = join(import.meta.dir, "../../src/cli.ts");
 const REFERENCE = join(import.meta.dir, "cli-startup-reference.ts");
@@ -150,15 +151,7 @@ describe("startup is all-or-nothing", () => {
       mode: "wireguard",
       privateKey: parseKey(GW_PRIV),
       peerPublicKey: parseKey(PEER_PUB),
-      bind: { address: "127.0.0.1", port: udp },
-      keepaliveInterval: 0,
-      mtu: 1420,
-      tcpBufferSize: 65535,
-      transmitQueueCapacity: 16,
-      udpIdleTimeout: 30,
-      incomingTcp: [],
-      incomingUdp: [],
-      logLevel: "silent",
+      ...quietGateway(udp),
       statsListen: { address: "127.0.0.1", port: busyTcp },
     }).catch((e) => e);
     expect(err).toBeInstanceOf(StartupError);
@@ -174,15 +167,7 @@ describe("startup is all-or-nothing", () => {
     const udp = await freeUdpPort();
     const h = await startGateway({
       mode: "gue",
-      bind: { address: "127.0.0.1", port: udp },
-      keepaliveInterval: 0,
-      mtu: 1420,
-      tcpBufferSize: 65535,
-      transmitQueueCapacity: 16,
-      udpIdleTimeout: 30,
-      incomingTcp: [],
-      incomingUdp: [],
-      logLevel: "silent",
+      ...quietGateway(udp),
       pcap: file,
     });
     await h.close();
@@ -203,15 +188,7 @@ describe("stats server answers any HTTP/1.x request", () => {
     const h = await startGateway(
       {
         mode: "gue",
-        bind: { address: "127.0.0.1", port: udp },
-        keepaliveInterval: 0,
-        mtu: 1420,
-        tcpBufferSize: 65535,
-        transmitQueueCapacity: 16,
-        udpIdleTimeout: 30,
-        incomingTcp: [],
-        incomingUdp: [],
-        logLevel: "silent",
+        ...quietGateway(udp),
         statsListen: { address: "127.0.0.1", port: 0 },
       },
       { log },
