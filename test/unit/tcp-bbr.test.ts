@@ -269,13 +269,13 @@ describe("RACK lost queue", () => {
     sb.add(3000, 4000, 0, 4000);
     log.onAck(0, sb, true, 20, 10);
     const refused: number[] = [];
-    log.detectLoss(30, 0, false, (s) => {
+    log.detectLoss(30, 0, 0, (s) => {
       refused.push(s);
       return false;
     });
     expect(refused).toEqual([0, 1000, 2000]);
     const lost: number[] = [];
-    log.detectLoss(31, 0, false, (s) => lost.push(s) > 0);
+    log.detectLoss(31, 0, 0, (s) => lost.push(s) > 0);
     expect(lost).toEqual([0, 1000, 2000]);
   });
 });

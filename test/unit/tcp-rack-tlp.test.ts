@@ -22,7 +22,7 @@ function dropTx(which: number[], times: number) {
   };
 }
 
-function oneWay(drop: (s: Captured) => boolean, segments: number) {
+function oneWay(drop: (s: Captured, index: number, now: number) => boolean, segments: number) {
   const r = transfer({
     sizeAtoB: segments * SEG,
     sizeBtoA: 0,
@@ -36,16 +36,32 @@ function oneWay(drop: (s: Captured) => boolean, segments: number) {
 }
 
 describe("RACK-TLP (RFC 8985)", () => {
-  test("a lost tail (2 of the last 3 segments): the probe reveals it, recovery without any RTO", () => {
-    const { r, s } = oneWay(dropTx([37, 38], 1), 40);
-    expect(s.tlpProbes).toBe(1);
+  test("a lost tail (2 of the last 3 segments): the reordering timer finds it, no probe, no RTO", () => {
+    // Segment 39's SACK arrives, and no later ACK: 37 and 38 left just before 39, so they are not
+    // lost until RACK.rtt + reo_wnd after they left (RFC 8985 §6.3): the reordering timer.
+    const sent = new Map<number, number>();
+    const resent = new Map<number, number>();
+    let iss = -1;
+    const drop = dropTx([37, 38], 1);
+    const { r, s } = oneWay((c, _i, now) => {
+      if (c.flags & TCP_SYN) iss = c.seq;
+      if (c.payload.length > 0 && iss >= 0) {
+        const idx = Math.round(((c.seq - iss - 1) >>> 0) / SEG);
+        (sent.has(idx) ? resent : sent).set(idx, now);
+      }
+      return drop(c);
+    }, 40);
+    expect(s.reorderTimeouts).toBe(1);
+    expect(s.tlpProbes).toBe(0);
     expect(s.rtoExpirations).toBe(0);
     expect(s.fastRecoveries).toBe(1);
-    // The probe (segment 39 with the FIN again), the two lost segments, and RFC 6675's rescue
-    // retransmission of the FIN (SACK blocks never cover a FIN).
-    expect(s.retransmits).toBe(4);
-    // Well under one RTO (SRTT 20 ms + 200 ms) after the tail left.
-    expect(r.doneAt).toBeLessThan(200);
+    // The two lost segments, and RFC 6675's rescue retransmission of the FIN (SACK blocks never
+    // cover a FIN).
+    expect(s.retransmits).toBe(3);
+    // Resent at RACK.rtt (20 ms: 39 was SACKed 20 ms after it left) + reo_wnd (min_RTT/4 = 5 ms)
+    // after each left, where the probe would wait 2 SRTT after the last ACK.
+    for (const k of [37, 38]) expect(resent.get(k)! - sent.get(k)!).toBeCloseTo(25, 0);
+    expect(r.doneAt).toBeLessThan(110);
   });
 
   test("a lost retransmission is sent again after about an RTT, not after the RTO", () => {
@@ -73,19 +89,19 @@ describe("RACK-TLP (RFC 8985)", () => {
     expect([log.xmitTs, log.endSeq, log.rtt]).toEqual([3, 4000, 17]);
     const lost: number[] = [];
     // reo_wnd 2: segment 0 (sent 0) is lost at 19, 1 at 20, 2 not until 21: 1 ms left.
-    const next = log.detectLoss(20, 2, false, (s) => lost.push(s) > 0);
+    const next = log.detectLoss(20, 0, 2, (s) => lost.push(s) > 0);
     expect(lost).toEqual([0, 1000]);
     expect(next).toBe(1);
     // Reported once; segment 4 (sent after the delivered one) is never a candidate.
     lost.length = 0;
-    expect(log.detectLoss(30, 2, false, (s) => lost.push(s) > 0)).toBe(-1);
+    expect(log.detectLoss(30, 0, 2, (s) => lost.push(s) > 0)).toBe(-1);
     expect(lost).toEqual([2000]);
-    // A retransmission of segment 0 replaces the original; only retransmissions when asked.
+    // A retransmission of segment 0 replaces the original, and it left after the delivered one.
     log.onSend(0, 1000, 31, true);
     sb.add(4000, 5000, 0, 5000);
     log.onAck(0, sb, true, 60, 10);
     lost.length = 0;
-    log.detectLoss(60, 2, true, (s) => lost.push(s) > 0);
+    log.detectLoss(60, 0, 2, (s) => lost.push(s) > 0);
     expect(lost).toEqual([]);
     // The cumulative ACK empties the log.
     log.onAck(5000, sb, false, 70, 10);

@@ -72,7 +72,15 @@ describe("TCP loss recovery between two layers (scripted loss)", () => {
       });
       expect(r.intact).toBe(true);
       expect(r.aToB.reordered).toBeGreaterThan(30);
-      expect([r.layerA.stats.fastRecoveries, r.layerA.stats.retransmits]).toEqual([0, 0]);
+      const s = r.layerA.stats;
+      if (!sack) expect([s.fastRecoveries, s.retransmits]).toEqual([0, 0]);
+      else {
+        // RACK (RFC 8985) judges by time: a segment held mid-flight arrives within min_RTT/4 and is
+        // not resent; one held at a flight's tail waits for the next flight (up to 20 ms on this
+        // 20 ms path) and is resent unless D-SACKs widen the window (the peer here sends none).
+        expect(s.rtoExpirations).toBe(0);
+        expect(s.retransmits).toBeLessThanOrEqual(10);
+      }
     });
   }
 
@@ -136,9 +144,8 @@ describe("TCP SACK sender against a scripted peer", () => {
     conn.write(bytes(4 * mss));
     expect(h.out.take().length).toBe(4);
     const seg = (i: number) => (iss + 1 + i * mss) >>> 0;
-    // Segments 1 and 2 SACKed (not enough to call 0 lost), then silence.
-    h.peer({ seq: PEER_ISS + 1, ack: seg(0), flags: TCP_ACK, sack: [[seg(1), seg(3)]] });
-    expect(h.out.take().length).toBe(0);
+    // Silence (a SACK of 1-2 would make RACK resend 0 at once: with an RTT of 0 no reordering
+    // window is left).
     const start = h.clock.now();
     const times: number[] = [];
     const seqs: number[] = [];

@@ -12,10 +12,17 @@
  * fall back to SACK/RTO recovery).
  */
 import type { SackScoreboard } from "./sack.ts";
-import { seqGe, seqGt, seqLe } from "./seq.ts";
+import { seqGe, seqGt, seqLe, seqLt } from "./seq.ts";
 
 /** Bound on logged transmissions per flow (a window of 8 MiB in ~128-byte segments). */
 export const MAX_RACK_ENTRIES = 65536;
+/**
+ * Recoveries without a D-SACK after which a widened reordering window shrinks back to min_RTT/4
+ * (RFC 8985 §6.2 step 4, Linux's TCP_RACK_RECOVERY_THRESH).
+ */
+export const REO_WND_PERSIST = 16;
+/** Bound on the reordering window's multiplier (Linux keeps it in a byte). */
+const MAX_REO_WND_MULT = 255;
 
 const RETRANSMITTED = 1;
 const DELIVERED = 2;
@@ -32,12 +39,21 @@ export class RackLog {
   private dv = new Float64Array(64);
   private dt = new Float64Array(64);
   private fs = new Float64Array(64);
+  /**
+   * Transmission numbers: which of two segments left later, even within one clock tick (RFC 8985's
+   * RACK_sent_after breaks time ties by sequence, which misorders a retransmission sent in the same
+   * tick as new data above it).
+   */
+  private nr = new Float64Array(64);
+  private sent = 0;
   private head = 0;
   /** Entries in the log. */
   size = 0;
   /** RACK.xmit_ts / RACK.end_seq: the most recently sent segment known delivered (-1: none). */
   xmitTs = -1;
   endSeq = 0;
+  /** That segment's transmission number (-1: none). */
+  xmitNo = -1;
   /** RACK.rtt: the RTT of that segment's delivery. */
   rtt = 0;
   /** That segment was a retransmission (its RTT is ambiguous: Karn's rule keeps it from estimators). */
@@ -46,6 +62,50 @@ export class RackLog {
   rsDelivered = 0;
   rsDeliveredTime = 0;
   rsFirstSent = 0;
+  /** RACK.fack: the highest end sequence delivered (cumulatively or by SACK). */
+  fack = 0;
+  private fackValid = false;
+  /** RACK.reord: an original transmission was delivered below RACK.fack (the path reorders). */
+  reord = false;
+  /** Smallest RTT of a delivered first transmission, on the sender's clock (finer than timestamps). */
+  minRtt = Number.POSITIVE_INFINITY;
+  /** RACK.reo_wnd_mult, RACK.reo_wnd_persist and RACK.dsack_round (when set) of RFC 8985 §6.2 step 4. */
+  reoWndMult = 1;
+  reoWndPersist = 0;
+  private dsackRound = 0;
+  private dsackRoundSet = false;
+
+  /**
+   * RFC 8985 §6.2 step 4 (RACK_update_reo_wnd), the D-SACK half: per round trip (until SND.UNA
+   * passes the SND.NXT of the first one), an ACK carrying a D-SACK widens the window by one more
+   * min_RTT/4, and the widening persists for REO_WND_PERSIST recoveries.
+   */
+  onDsack(una: number, sndNxt: number): void {
+    if (this.dsackRoundSet && seqGe(una, this.dsackRound)) this.dsackRoundSet = false;
+    if (this.dsackRoundSet) return;
+    this.dsackRoundSet = true;
+    this.dsackRound = sndNxt;
+    if (this.reoWndMult < MAX_REO_WND_MULT) this.reoWndMult++;
+    this.reoWndPersist = REO_WND_PERSIST;
+  }
+
+  /** A fast or timeout recovery ended: after REO_WND_PERSIST of them without a D-SACK, min_RTT/4 again. */
+  onRecoveryEnd(): void {
+    if (this.reoWndPersist > 0) this.reoWndPersist--;
+    if (this.reoWndPersist <= 0) this.reoWndMult = 1;
+  }
+
+  /**
+   * RACK.reo_wnd (RFC 8985 §6.2 step 4, Linux's tcp_rack_reo_wnd): while the path has not been seen
+   * to reorder, none during recovery or once DupThresh segments are SACKed (RACK then acts as
+   * quickly as the duplicate-ACK rule would); else min_RTT/4 per D-SACKed round, at most SRTT.
+   */
+  reoWnd(recovering: boolean, sackedSegments: number, dupThresh: number, srtt: number, fallbackMinRtt: number): number {
+    if (!this.reord && (recovering || sackedSegments >= dupThresh)) return 0;
+    const minRtt = Number.isFinite(this.minRtt) ? this.minRtt : fallbackMinRtt;
+    if (!Number.isFinite(minRtt)) return 0;
+    return Math.min((minRtt / 4) * this.reoWndMult, Math.max(srtt, 0));
+  }
 
   /**
    * A data segment [start, end) left at `now`, when the sender had seen `delivered` bytes delivered,
@@ -80,6 +140,7 @@ export class RackLog {
     this.dv[j] = delivered;
     this.dt[j] = deliveredTime;
     this.fs[j] = firstSent;
+    this.nr[j] = this.sent++;
     this.size++;
   }
 
@@ -113,33 +174,33 @@ export class RackLog {
   }
 
   /**
-   * RFC 8985 §6.2 step 5: report every outstanding segment sent before RACK.xmit_ts whose time is
-   * up (`lost(start, end)`, once per transmission it accepts). Returns the ms until the next one would be
-   * (the reordering timer), or -1.
+   * RFC 8985 §6.2 step 5: report every outstanding segment (above `una`) sent before RACK.xmit_ts
+   * whose time is up (`lost(start, end)`, once per transmission it accepts). Returns the ms until
+   * the last of the others would be (the reordering timer, RFC 8985 §6.3: RACK_detect_loss's
+   * timeout is the largest remaining time), or -1 when none waits.
    */
   detectLoss(
     now: number,
+    una: number,
     reoWnd: number,
-    retransmittedOnly: boolean,
     lost: (start: number, end: number, retransmitted: boolean) => boolean,
   ): number {
     if (this.xmitTs < 0) return -1;
-    let next = -1;
+    let timeout = -1;
     for (let i = 0; i < this.size; i++) {
       const j = this.index(i);
+      // Transmission order: everything from here on was sent after the delivered segment.
+      if ((this.nr[j] as number) >= this.xmitNo) break;
       const t = this.tm[j] as number;
-      // Time order: everything from here on was sent after the delivered segment.
-      if (t > this.xmitTs) break;
       const f = this.fl[j] as number;
-      if (f & (STALE | DELIVERED | LOST) || (retransmittedOnly && !(f & RETRANSMITTED))) continue;
-      if (t === this.xmitTs && !seqGt(this.endSeq, this.en[j] as number)) continue;
+      if (f & (STALE | DELIVERED | LOST) || seqLe(this.en[j] as number, una)) continue;
       const left = t + this.rtt + reoWnd - now;
       if (left <= 0) {
         // A full queue refuses it: it stays unmarked, to be reported again once there is room.
         if (lost(this.st[j] as number, this.en[j] as number, (f & RETRANSMITTED) !== 0)) this.fl[j]! |= LOST;
-      } else if (next < 0 || left < next) next = left;
+      } else if (left > timeout) timeout = left;
     }
-    return next;
+    return timeout;
   }
 
   /** Forget everything (after a retransmission timeout every segment is resent anyway). */
@@ -151,9 +212,19 @@ export class RackLog {
   private delivered(j: number, now: number, minRtt: number): void {
     const t = this.tm[j] as number;
     const rtt = now - t;
+    const retransmitted = ((this.fl[j] as number) & RETRANSMITTED) !== 0;
+    // RFC 8985 §6.2 step 3: an original transmission delivered below the highest delivered sequence
+    // arrived out of order.
+    const end = this.en[j] as number;
+    if (!this.fackValid || seqGt(end, this.fack)) {
+      this.fack = end;
+      this.fackValid = true;
+    } else if (!retransmitted && seqLt(end, this.fack)) this.reord = true;
+    if (!retransmitted && rtt < this.minRtt) this.minRtt = rtt;
     // A retransmitted segment "delivered" faster than any RTT seen: the original was (ambiguous).
-    if ((this.fl[j] as number) & RETRANSMITTED && rtt < minRtt) return;
-    if (t > this.xmitTs || (t === this.xmitTs && seqGt(this.en[j] as number, this.endSeq))) {
+    if (retransmitted && rtt < minRtt) return;
+    if ((this.nr[j] as number) > this.xmitNo) {
+      this.xmitNo = this.nr[j] as number;
       this.xmitTs = t;
       this.endSeq = this.en[j] as number;
       this.rtt = rtt;
@@ -172,6 +243,7 @@ export class RackLog {
     this.dv = new Float64Array(64);
     this.dt = new Float64Array(64);
     this.fs = new Float64Array(64);
+    this.nr = new Float64Array(64);
     this.head = 0;
   }
 
@@ -188,6 +260,7 @@ export class RackLog {
     const dv = new Float64Array(n);
     const dt = new Float64Array(n);
     const fs = new Float64Array(n);
+    const nr = new Float64Array(n);
     for (let i = 0; i < this.size; i++) {
       const j = this.index(i);
       st[i] = this.st[j] as number;
@@ -197,6 +270,7 @@ export class RackLog {
       dv[i] = this.dv[j] as number;
       dt[i] = this.dt[j] as number;
       fs[i] = this.fs[j] as number;
+      nr[i] = this.nr[j] as number;
     }
     this.st = st;
     this.en = en;
@@ -205,6 +279,7 @@ export class RackLog {
     this.dv = dv;
     this.dt = dt;
     this.fs = fs;
+    this.nr = nr;
     this.head = 0;
   }
 }

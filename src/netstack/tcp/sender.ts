@@ -4,13 +4,13 @@
  * new data and retransmissions as window and congestion window allow.
  */
 import { TCP_FIN, TCP_SYN } from "../../wire/tcp.ts";
-import { DUPACK_THRESHOLD, MAX_RACK_LOST } from "./constants.ts";
-import { TcpDeliveryReport } from "./delivery.ts";
+import { DUPACK_THRESHOLD } from "./constants.ts";
+import { DSACK_NONE, DSACK_TLP, TcpRackRecovery } from "./rack-recovery.ts";
 import type { TcpSegmentIn } from "./segment.ts";
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from "./seq.ts";
 import { EV_WRITABLE } from "./tcb.ts";
 
-export abstract class TcpSender extends TcpDeliveryReport {
+export abstract class TcpSender extends TcpRackRecovery {
   /** (Re)arm the retransmission or tail loss probe timer (timers.ts). */
   protected abstract armRetransmitTimer(restart: boolean): void;
   /** May `len` bytes leave now under pacing (timers.ts)? */
@@ -44,7 +44,9 @@ export abstract class TcpSender extends TcpDeliveryReport {
     // Bytes acknowledged now that were not SACKed before (delivered only now).
     let newlyAcked = advanced ? seqDiff(ack, una0) : 0;
     const o = seg.options;
+    let dsack = DSACK_NONE;
     if (this.sackEnabled) {
+      if (o.sackCount > 0) dsack = this.checkDsack(o.sackBlocks, o.sackCount, ack);
       if (advanced) {
         const before = this.sb.sackedBytes;
         this.sb.ackTo(ack);
@@ -59,8 +61,13 @@ export abstract class TcpSender extends TcpDeliveryReport {
         );
       }
     }
+    if (this.tlpEndSeq >= 0 && seqGe(ack, this.tlpEndSeq)) {
+      this.tlpProcessAck(ack, dsack === DSACK_TLP, !advanced && o.sackCount === 0 && seg.payloadLength === 0);
+    }
     const recoveries0 = this.opts.stats.fastRecoveries;
     if (advanced) {
+      // A fast or timeout recovery ends (RACK's reordering window counts them, RFC 8985 §6.2 step 4).
+      if (seqLt(una0, this.recover) && seqGe(ack, this.recover)) this.rack.onRecoveryEnd();
       this.onNewAck(dataAcked);
     } else if (ack === this.sndUna && this.sndMax !== this.sndUna) {
       // A duplicate ACK (RFC 5681 §2). With SACK it must report new data (RFC 6675 §2), so
@@ -142,7 +149,6 @@ export abstract class TcpSender extends TcpDeliveryReport {
       this.events |= EV_WRITABLE;
     }
     // RFC 6298 §5.2-5.3 (or the tail loss probe timeout, RFC 8985 §7.2).
-    this.tlpOutstanding = false;
     this.armRetransmitTimer(true);
     if (this.writeBlocked && this.sendBuf.free > 0) {
       this.writeBlocked = false;
@@ -167,6 +173,8 @@ export abstract class TcpSender extends TcpDeliveryReport {
     this.inRecovery = true;
     this.recover = this.sndMax;
     this.opts.stats.fastRecoveries++;
+    // The recovery's own cwnd reduction covers whatever a probe repaired (Linux: tcp_init_cwnd_reduction).
+    this.tlpEndSeq = -1;
     this.hystart.stop();
     this.cc.onEnterRecovery(seqDiff(this.sndMax, this.sndUna), this.opts.clock.now(), this.sackEnabled);
     // A pending tail loss probe timeout becomes the RTO (no probes during recovery).
@@ -320,44 +328,6 @@ export abstract class TcpSender extends TcpDeliveryReport {
   protected armTimer(): void {
     this.armRetransmitTimer(false);
   }
-
-  /**
-   * RACK (RFC 8985 §6) after an ACK: note what was delivered, queue what is lost by time (sent
-   * reo_wnd + RACK.rtt before one that was delivered): retransmissions always, first transmissions
-   * after a tail loss probe; and enter recovery on it. RFC 6675 alone never resends a hole twice
-   * (only the RTO would), and needs DupThresh segments SACKed above a hole, which a lost tail never
-   * gets.
-   */
-  private rackUpdate(sacked: boolean): void {
-    const now = this.opts.clock.now();
-    const xmitTs = this.rack.xmitTs;
-    const endSeq = this.rack.endSeq;
-    this.rack.onAck(this.sndUna, this.sb, sacked, now, this.minRtt);
-    // A newer segment was delivered: a rate sample. Segments of one burst share their send time,
-    // so the end sequence must count too (else only the first ACK of a burst is sampled).
-    if (this.rack.xmitTs !== xmitTs || this.rack.endSeq !== endSeq) {
-      this.rateSampled = true;
-      // Karn: a retransmission delivered "at once" may be the original's ACK (a 25 µs min RTT once).
-      this.rateSampled = true;
-      if (!this.rack.rttAmbiguous) this.ackRtt = this.rack.rtt;
-    }
-    // Without SACKed data nothing delivered was sent after anything outstanding.
-    if (this.sb.empty) return;
-    const srtt = Math.max(this.rtt.srtt, 0);
-    const reoWnd = Number.isFinite(this.minRtt) ? Math.min(this.minRtt / 4, srtt) : 0;
-    // First transmissions only when a tail loss probe went out (the flow went quiet for a PTO); else
-    // DupThresh (RFC 6675 IsLost) keeps its tolerance of reordering, as this stack has no DSACK to
-    // adapt reo_wnd with.
-    this.rack.detectLoss(now, reoWnd, !this.tlpOutstanding, this.onRackLost);
-    if (this.rackLost.length > 0 && !this.inRecovery && seqGe(this.sndUna, this.recover)) this.enterRecovery();
-  }
-
-  private readonly onRackLost = (start: number, end: number, retransmitted: boolean): boolean => {
-    if (this.rackLost.length >= 2 * MAX_RACK_LOST) return false;
-    this.rackLost.push(start, end);
-    if (retransmitted) this.opts.stats.rackLostRetransmits++;
-    return true;
-  };
 
   /** Send the first lost retransmission RACK found that is still missing; returns bytes sent. */
   private retransmitRackLost(): number {

@@ -15,6 +15,10 @@ export class TcpStats {
   fastRecoveries = 0;
   /** Tail loss probes sent (RFC 8985 §7): a timeout of 2 RTTs instead of the RTO for a lost tail. */
   tlpProbes = 0;
+  /** Probes that repaired a lost tail segment (RFC 8985 §7.4: the congestion controller hears of it). */
+  tlpRepairs = 0;
+  /** RACK reordering-timer expiries (RFC 8985 §6.3): losses found with no ACK to find them. */
+  reorderTimeouts = 0;
   /** Retransmissions found lost by RACK (RFC 8985 §6) and sent again without waiting for the RTO. */
   rackLostRetransmits = 0;
   /** Times a flow waited in line for its share of the layer's output (fair-share.ts). */

@@ -112,9 +112,17 @@ export abstract class TcpControlBlock {
   protected readonly rackLost: number[] = [];
   /** Smallest RTT sample (RACK's guard against ambiguous retransmissions, reo_wnd). */
   protected minRtt = Number.POSITIVE_INFINITY;
-  /** The retransmission timer is armed as a tail loss probe timeout; a probe is out. */
+  /**
+   * The retransmission timer's slot is armed as a tail loss probe timeout, or as RACK's reordering
+   * timer (one slot for RTO, PTO and reordering timeout, as Linux's icsk_pending).
+   */
   protected ptoArmed = false;
-  protected tlpOutstanding = false;
+  protected reoArmed = false;
+  /** RFC 8985 §7.3 TLP.end_seq (SND.NXT when the probe left; -1: no probe out) and TLP.is_retrans. */
+  protected tlpEndSeq = -1;
+  protected tlpIsRetrans = false;
+  /** D-SACKed bytes reported by the peer (compared with what was ever resent). */
+  protected dsackBytes = 0;
   /** RFC 6675 rescue retransmission already done in this recovery. */
   protected rescueDone = false;
   /** When an out-of-window pure ACK was last answered. */

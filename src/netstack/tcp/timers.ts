@@ -32,6 +32,13 @@ export abstract class TcpTimers extends TcpSender {
       this.rtxTimer.set(this.rtt.rto);
       return;
     }
+    if (this.reoArmed) {
+      // RACK's reordering timeout (RFC 8985 §6.3), then the RTO again unless RACK re-armed.
+      this.reoArmed = false;
+      this.onReorderTimeout();
+      if (!this.reoArmed) this.armRetransmitTimer(true);
+      return;
+    }
     if (this.persisting) {
       if (this.sndWnd > 0) this.persisting = false;
       else {
@@ -75,7 +82,7 @@ export abstract class TcpTimers extends TcpSender {
     if (this.retries > 1) this.sb.clear();
     this.rack.clear();
     this.rackLost.length = 0;
-    this.tlpOutstanding = false;
+    this.tlpEndSeq = -1;
     if (linear) this.rtt.resetBackoff();
     else this.rtt.onTimeout();
     this.cc.onTimeout(seqDiff(this.sndMax, this.sndUna), this.opts.clock.now());
@@ -207,9 +214,11 @@ export abstract class TcpTimers extends TcpSender {
     if (!this.persisting && this.sndMax === this.sndUna) {
       this.rtxTimer.clear();
       this.ptoArmed = false;
+      this.reoArmed = false;
       return;
     }
     if (!restart && this.rtxTimer.deadline >= 0) return;
+    this.reoArmed = false;
     const rto = this.rtt.rto;
     if (this.tlpAllowed()) {
       let pto = Math.max(2 * this.rtt.srtt, TLP_MIN_PTO_MS);
@@ -225,13 +234,24 @@ export abstract class TcpTimers extends TcpSender {
     this.setRetransmitTimer(rto);
   }
 
+  /**
+   * RACK's reordering timer takes the slot (Linux: ICSK_TIME_REO_TIMEOUT replaces the RTO/PTO):
+   * it fires within an RTT, and its expiry arms the RTO again.
+   */
+  protected armReorderTimer(ms: number): void {
+    if (this.released || this.state === "TIME-WAIT") return;
+    this.ptoArmed = false;
+    this.reoArmed = true;
+    this.rtxTimer.set(ms);
+  }
+
   protected tlpAllowed(): boolean {
     const s = this.state;
     return (
       this.sackEnabled &&
       !this.inRecovery &&
       !this.persisting &&
-      !this.tlpOutstanding &&
+      this.tlpEndSeq < 0 &&
       this.rtt.srtt >= 0 &&
       this.rtt.backoff === 0 &&
       (s === "ESTABLISHED" || s === "CLOSE-WAIT" || s === "FIN-WAIT-1" || s === "CLOSING" || s === "LAST-ACK")
@@ -244,20 +264,23 @@ export abstract class TcpTimers extends TcpSender {
    */
   protected sendProbe(): void {
     this.opts.stats.tlpProbes++;
-    this.tlpOutstanding = true;
     const unsent = seqDiff(seqAdd(this.sndBufSeq, this.sendBuf.length), this.sndNxt);
     const len = Math.min(unsent, this.sendMss);
     if (len > 0 && this.sndNxt === this.sndMax && this.sndWnd - seqDiff(this.sndNxt, this.sndUna) >= len) {
       const fin = this.finQueued && len === unsent;
       this.sendData(this.sndNxt, len, fin);
       this.sndNxt = seqAdd(this.sndNxt, len + (fin ? 1 : 0));
+      this.tlpIsRetrans = false;
     } else {
+      this.tlpIsRetrans = true;
       // The last full segment of data (the FIN, if sent, rides along).
       const dataEnd = this.finQueued && seqGt(this.sndMax, this.finSeq) ? this.finSeq : this.sndMax;
       let from = seqAdd(dataEnd, -this.sendMss);
       if (seqLt(from, this.sndUna)) from = this.sndUna;
       this.retransmitAt(from, this.sndMax);
     }
+    this.tlpEndSeq = this.sndMax;
+    // RFC 8985 §7.3: the RTO, not another PTO, is the last resort after a probe.
     this.armRetransmitTimer(true);
   }
 
