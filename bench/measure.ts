@@ -25,6 +25,9 @@ export interface GatewayCounters {
   rtoExpirations: number;
   fastRecoveries: number;
   tlpProbes: number;
+  /** Losses found by RACK's reordering timer, and retransmissions the peer D-SACKed (needless). */
+  reorderTimeouts: number;
+  spuriousRetransmits: number;
   /** Outer UDP datagrams sent, and the sendMany batches they left in (burst size = the ratio). */
   datagramsOut: number;
   flushes: number;
@@ -59,6 +62,8 @@ export async function gatewayCounters(ns: string, statsPort: number): Promise<Ga
       rtoExpirations: Number(j.tcp?.rtoExpirations ?? Number.NaN),
       fastRecoveries: Number(j.tcp?.fastRecoveries ?? Number.NaN),
       tlpProbes: Number(j.tcp?.tlpProbes ?? Number.NaN),
+      reorderTimeouts: Number(j.tcp?.reorderTimeouts ?? Number.NaN),
+      spuriousRetransmits: Number(j.tcp?.spuriousRetransmits ?? Number.NaN),
       datagramsOut: Number(j.transport?.datagramsOut ?? Number.NaN),
       flushes: Number(j.transport?.flushes ?? Number.NaN),
     };

@@ -95,8 +95,8 @@ describe("RACK reordering window (RFC 8985 §6.2 step 4)", () => {
 });
 
 describe("tail loss probe outcome (RFC 8985 §7.4)", () => {
-  /** A connection with SRTT 20 ms whose 4-segment flight goes unanswered until the probe. */
-  function probed(cc: "cubic" | "bbr") {
+  /** A connection with SRTT 20 ms (RTO 220 ms). */
+  function connected(cc: "cubic" | "bbr") {
     const h = harness({ congestionControl: cc });
     h.peer({ seq: PEER_ISS, flags: TCP_SYN, window: 65535, mss: 1460, windowScale: 7, sackPermitted: true });
     const { conn } = h.connects[0]!;
@@ -108,15 +108,40 @@ describe("tail loss probe outcome (RFC 8985 §7.4)", () => {
     const seg = (i: number) => (iss + 1 + i * mss) >>> 0;
     const ack = (n: number, sack?: [number, number][]) =>
       h.peer({ seq: PEER_ISS + 1, ack: seg(n), flags: TCP_ACK, window: 65535, ...(sack ? { sack } : {}) });
+    const debug = () => (conn as unknown as { debug: { cwnd: number; rto: number } }).debug;
+    return { h, conn, seg, ack, mss, debug };
+  }
+
+  /** ...whose 4-segment flight goes unanswered until the probe. */
+  function probed(cc: "cubic" | "bbr") {
+    const c = connected(cc);
+    const { h, conn, seg, mss } = c;
     conn.write(bytes(4 * mss));
     expect(h.out.take().length).toBe(4);
     // PTO = 2 SRTT: the last segment again.
     h.clock.advance(40);
     expect(h.out.take().map((c) => c.seq)).toEqual([seg(3)]);
     expect(h.layer.stats.tlpProbes).toBe(1);
-    const debug = () => (conn as unknown as { debug: { cwnd: number } }).debug;
-    return { h, conn, seg, ack, mss, debug };
+    return c;
   }
+
+  test("a PTO later than the RTO is cut to it: the probe goes at the RTO's time, the RTO after it", () => {
+    const { h, conn, seg, debug } = connected("cubic");
+    expect(debug().rto).toBe(220);
+    const cwnd = debug().cwnd;
+    // One segment in flight: PTO = 2 SRTT + 200 ms (a delayed ACK) = 240 ms > RTO.
+    conn.write(bytes(100));
+    h.out.take();
+    const t0 = h.clock.now();
+    h.clock.runUntil(h.clock.nextDeadline());
+    expect(h.clock.now() - t0).toBe(220);
+    expect(h.out.take().map((c) => c.seq)).toEqual([seg(0)]);
+    expect([h.layer.stats.tlpProbes, h.layer.stats.rtoExpirations]).toEqual([1, 0]);
+    expect(debug().cwnd).toBe(cwnd);
+    h.clock.runUntil(h.clock.nextDeadline());
+    expect(h.clock.now() - t0).toBe(440);
+    expect([h.layer.stats.tlpProbes, h.layer.stats.rtoExpirations]).toEqual([1, 1]);
+  });
 
   test("an ACK beyond the probe with no D-SACK of it: the probe repaired a loss, cwnd is reduced", () => {
     const { h, conn, ack, mss, debug } = probed("cubic");

@@ -15,8 +15,12 @@ export const DSACK_RETRANSMISSION = 1;
 export const DSACK_TLP = 2;
 
 export abstract class TcpRackRecovery extends TcpDeliveryReport {
+  /** Segments RACK has found lost (so a timer expiry knows whether it found any). */
+  private rackFound = 0;
   /** Arm the retransmission timer's slot as RACK's reordering timer (timers.ts). */
   protected abstract armReorderTimer(ms: number): void;
+  /** (Re)arm the retransmission or tail loss probe timer (timers.ts). */
+  protected abstract armRetransmitTimer(restart: boolean): void;
   /** Enter fast recovery (sender.ts). */
   protected abstract enterRecovery(): void;
   /** Send what window, congestion window and recovery allow (sender.ts). */
@@ -37,6 +41,7 @@ export abstract class TcpRackRecovery extends TcpDeliveryReport {
     if (this.dsackBytes > this.retransmittedBytes) return DSACK_NONE;
     // The probe's copy: TLP, a timer, retransmitted it; that says nothing about reordering.
     if (this.tlpEndSeq >= 0 && this.tlpIsRetrans && r0 === this.tlpEndSeq) return DSACK_TLP;
+    this.opts.stats.spuriousRetransmits++;
     this.rack.onDsack(seqGt(ack, this.sndUna) ? ack : this.sndUna, this.sndMax);
     return DSACK_RETRANSMISSION;
   }
@@ -99,6 +104,8 @@ export abstract class TcpRackRecovery extends TcpDeliveryReport {
     const timeout = this.rack.detectLoss(now, this.sndUna, reoWnd, this.onRackLost);
     if (this.rackLost.length > 0 && !this.inRecovery && seqGe(this.sndUna, this.recover)) this.enterRecovery();
     if (timeout > 0) this.armReorderTimer(timeout);
+    // Nothing left to wait for: the slot goes back to the RTO.
+    else if (this.reoArmed) this.armRetransmitTimer(true);
   }
 
   /**
@@ -107,14 +114,16 @@ export abstract class TcpRackRecovery extends TcpDeliveryReport {
    */
   protected onReorderTimeout(): void {
     if (this.sndMax === this.sndUna) return;
-    this.opts.stats.reorderTimeouts++;
+    const found = this.rackFound;
     this.rackDetectLoss(this.opts.clock.now());
+    if (this.rackFound !== found) this.opts.stats.reorderTimeouts++;
     if (this.rackLost.length > 0) this.trySend();
   }
 
   private readonly onRackLost = (start: number, end: number, retransmitted: boolean): boolean => {
     if (this.rackLost.length >= 2 * MAX_RACK_LOST) return false;
     this.rackLost.push(start, end);
+    this.rackFound++;
     if (retransmitted) this.opts.stats.rackLostRetransmits++;
     return true;
   };

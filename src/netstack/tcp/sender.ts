@@ -11,8 +11,6 @@ import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from "./seq.ts";
 import { EV_WRITABLE } from "./tcb.ts";
 
 export abstract class TcpSender extends TcpRackRecovery {
-  /** (Re)arm the retransmission or tail loss probe timer (timers.ts). */
-  protected abstract armRetransmitTimer(restart: boolean): void;
   /** May `len` bytes leave now under pacing (timers.ts)? */
   protected abstract paceReady(len: number): boolean;
 

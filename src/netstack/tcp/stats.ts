@@ -17,8 +17,10 @@ export class TcpStats {
   tlpProbes = 0;
   /** Probes that repaired a lost tail segment (RFC 8985 §7.4: the congestion controller hears of it). */
   tlpRepairs = 0;
-  /** RACK reordering-timer expiries (RFC 8985 §6.3): losses found with no ACK to find them. */
+  /** RACK reordering-timer expiries that found losses (RFC 8985 §6.3) with no ACK to find them. */
   reorderTimeouts = 0;
+  /** Retransmissions the peer reported receiving twice (D-SACK, RFC 2883): resent needlessly. */
+  spuriousRetransmits = 0;
   /** Retransmissions found lost by RACK (RFC 8985 §6) and sent again without waiting for the RTO. */
   rackLostRetransmits = 0;
   /** Times a flow waited in line for its share of the layer's output (fair-share.ts). */

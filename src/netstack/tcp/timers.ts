@@ -224,11 +224,11 @@ export abstract class TcpTimers extends TcpSender {
       let pto = Math.max(2 * this.rtt.srtt, TLP_MIN_PTO_MS);
       // One segment in flight: the peer may be holding its ACK back (delayed ACK).
       if (seqDiff(this.sndMax, this.sndUna) <= this.sendMss) pto += TLP_DELAYED_ACK_MS;
-      if (pto < rto) {
-        this.ptoArmed = true;
-        this.setRetransmitTimer(pto);
-        return;
-      }
+      // RFC 8985 §7.2: no later than the RTO would fire; the probe then goes in its place (cwnd
+      // intact), and the RTO follows it (sendProbe).
+      this.ptoArmed = true;
+      this.setRetransmitTimer(Math.min(pto, rto));
+      return;
     }
     this.ptoArmed = false;
     this.setRetransmitTimer(rto);
