@@ -8,7 +8,9 @@
  * synchronously, and Linux gives a new socket the lowest free descriptor number: so the gateway
  * notes the lowest free number just before the call (open + close of /dev/null), checks right after
  * that this descriptor is a TCP socket in SYN-SENT (only the gateway's own connects make those, one
- * at a time on the JS thread), and records its local port. To cancel, it checks that the
+ * at a time on the JS thread), and records its local port; a socket already ESTABLISHED there (the
+ * handshake with a host on this machine or a veth away completes inside connect(2)) lets the peer
+ * have its SYN-ACK at once (tcp-bridge.ts). To cancel, it checks that the
  * descriptor is still that socket (SYN-SENT, same local port) and calls shutdown(2): Linux
  * disconnects a SYN-SENT socket on shutdown and wakes its poller, so Bun reports a connect error and
  * closes the descriptor itself. Where any of this is unavailable (no /proc, no libc), connects are
@@ -54,6 +56,7 @@ function loadLibc(): Libc | null {
 const RLIMIT_NOFILE = 7;
 const SOL_TCP = 6;
 const TCP_INFO = 11;
+const TCP_ESTABLISHED = 1;
 const TCP_SYN_SENT = 2;
 const SHUT_RDWR = 2;
 
@@ -112,21 +115,38 @@ export function nextFd(): number {
   return fd;
 }
 
-function synSentLocalPort(lib: Libc, fd: number): number {
+/** The TCP state of `fd` (tcpi_state, Linux's numbering), or -1 when it is not a TCP socket. */
+function tcpState(lib: Libc, fd: number): number {
   tcpInfoLen[0] = tcpInfo.length;
   if (lib.getsockopt(fd, SOL_TCP, TCP_INFO, ptr(tcpInfo), ptr(tcpInfoLen)) !== 0) return -1;
-  if (tcpInfo[0] !== TCP_SYN_SENT) return -1;
+  return tcpInfo[0] as number;
+}
+
+function synSentLocalPort(lib: Libc, fd: number): number {
+  if (tcpState(lib, fd) !== TCP_SYN_SENT) return -1;
   sockaddrLen[0] = sockaddr.length;
   if (lib.getsockname(fd, ptr(sockaddr), ptr(sockaddrLen)) !== 0) return -1;
   // sockaddr_in and sockaddr_in6 both keep the port, big-endian, at bytes 2..3.
   return ((sockaddr[2] as number) << 8) | (sockaddr[3] as number);
 }
 
-/** Call right after Bun.connect returned, with nextFd()'s answer: the socket, if it is one. */
-export function capturePendingConnect(fd: number): PendingConnectFd | undefined {
+/**
+ * Call right after Bun.connect returned, with nextFd()'s answer: "established" when the kernel
+ * already completed the handshake inside connect(2) (a host on this machine or a veth away: the
+ * SYN-ACK is processed before the call returns; Bun reports it only after its next poll), the
+ * pending connect (to cancel later) while it is in SYN-SENT, or undefined (unknown: wait for Bun).
+ * Only the JS thread creates TCP sockets, so the lowest free descriptor just before the call is
+ * this connect's socket.
+ */
+export function probeConnect(fd: number): PendingConnectFd | "established" | undefined {
   const lib = loadLibc();
   if (!lib || fd < 0) return undefined;
-  const localPort = synSentLocalPort(lib, fd);
+  const state = tcpState(lib, fd);
+  if (state === TCP_ESTABLISHED) return "established";
+  if (state !== TCP_SYN_SENT) return undefined;
+  sockaddrLen[0] = sockaddr.length;
+  if (lib.getsockname(fd, ptr(sockaddr), ptr(sockaddrLen)) !== 0) return undefined;
+  const localPort = ((sockaddr[2] as number) << 8) | (sockaddr[3] as number);
   return localPort > 0 ? { fd, localPort } : undefined;
 }
 

@@ -3,7 +3,7 @@ import type { TcpConnectionApi } from "../netstack/tcp/api.ts";
 import type { FlowAddrs, UnreachableKind } from "../netstack/types.ts";
 import type { Timer } from "../util/clock.ts";
 import type { FlowTicket } from "./budget.ts";
-import { cancelPendingConnect, capturePendingConnect, nextFd, type PendingConnectFd } from "./host-fds.ts";
+import { cancelPendingConnect, nextFd, type PendingConnectFd, probeConnect } from "./host-fds.ts";
 import { synQuote } from "./icmp-quote.ts";
 import { formatIp } from "./ip-text.ts";
 import { type HostSocket, relayHandlers, TcpRelay, type TcpRelayDeps } from "./tcp-relay.ts";
@@ -35,6 +35,11 @@ export class TcpBridge extends TcpRelay {
   private flow: FlowAddrs | undefined;
   /** The connecting socket's descriptor, so a connect we give up on can be cancelled. */
   private pendingFd: PendingConnectFd | undefined;
+  /**
+   * The kernel finished the host handshake inside connect(2), so the peer got its SYN-ACK at once;
+   * Bun's open (the socket to write to) follows at its next poll.
+   */
+  private acceptedEarly = false;
 
   constructor(
     key: string,
@@ -70,9 +75,23 @@ export class TcpBridge extends TcpRelay {
       this.connectFailed(e);
       return;
     }
-    this.pendingFd = capturePendingConnect(fd);
     // Failures are handled in connectError; this only keeps the rejection from being unhandled.
     connecting.catch(() => {});
+    const probe = probeConnect(fd);
+    if (probe === "established") this.acceptEarly();
+    else this.pendingFd = probe;
+  }
+
+  /**
+   * The host accepted already: SYN-ACK the peer in this turn instead of one poll later. Until Bun's
+   * open hands over the socket, `connecting` stays set, so the peer's bytes wait in the receive
+   * buffer; a failure Bun reports meanwhile resets the peer like any host reset.
+   */
+  private acceptEarly(): void {
+    this.acceptedEarly = true;
+    this.ticket?.settled();
+    this.connectTimer.clear();
+    this.conn.accept();
   }
 
   /**
@@ -87,7 +106,7 @@ export class TcpBridge extends TcpRelay {
 
   /** The budget needs this pending connect's slot for a newer one: give it up. */
   evict(): void {
-    if (!this.connecting) return;
+    if (!this.connecting || this.acceptedEarly) return;
     this.deps.drops.count("tcp_connect_evicted");
     this.deps.log.debug(`Gave up connecting upstream TCP for ${this.key} to make room for newer connects`);
     this.giveUp("admin");
@@ -110,15 +129,23 @@ export class TcpBridge extends TcpRelay {
     this.connecting = false;
     this.connectTimer.clear();
     this.sock = sock;
-    // No host bytes until the peer completes the handshake: nothing to put them in before that.
-    sock.pause();
+    // Reads stay on: a host that speaks before the peer completes the handshake has its first read
+    // kept in `pending` and the socket paused then (hostData). Pausing every flow up front cost two
+    // epoll_ctl calls, a spurious writable wake-up and a TCP_CORK per connection.
     this.deps.log.debug(`Connected to upstream TCP for ${this.key}`);
-    this.conn.accept();
+    if (this.acceptedEarly) this.hostSocketReady();
+    else this.conn.accept();
   }
 
   hostConnectError(error: Error): void {
     this.hostConnectSettled();
     if (!this.connecting || this.connClosed) return;
+    if (this.acceptedEarly) {
+      // The peer has its SYN-ACK: this is a host reset now, not a refusal.
+      this.connecting = false;
+      this.hostSocketClosed(error);
+      return;
+    }
     this.connectFailed(error);
   }
 

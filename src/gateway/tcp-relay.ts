@@ -165,6 +165,11 @@ export abstract class TcpRelay implements NatEntry {
   /** Hook for subclasses (logging). */
   protected connectionEstablished(): void {}
 
+  /** The host socket arrived after the peer was accepted: move what the peer sent meanwhile. */
+  protected hostSocketReady(): void {
+    if (this.established) this.pumpToHost();
+  }
+
   /** Peer -> host: hand the TCP receive buffer to the host socket until it is empty or full. */
   private pumpToHost(): void {
     if (this.connClosed || this.hostWriteShut || this.connecting) return;

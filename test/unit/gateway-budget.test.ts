@@ -249,7 +249,8 @@ describe("gateway flows within the budget", () => {
     expect(netstack.unreachable.length).toBe(50);
     expect(netstack.unreachable.every((u) => u.kind === "admin")).toBe(true);
     expect(warns.length).toBe(1);
-    expect(warns[0]).toContain("TCP flow budget spent (flows: 2 of 2 host sockets, 2 of 2 connects under way)");
+    // A loopback connect usually completes inside connect(2) (no longer under way), but may not.
+    expect(warns[0]).toMatch(/TCP flow budget spent \(flows: 2 of 2 host sockets, [02] of 2 connects under way\)/);
     clock.advance(1000);
     gw.onTcpConnect(tcp(42999, server.port), new FakeConn());
     expect(warns.length).toBe(2);
@@ -263,6 +264,13 @@ describe("gateway flows within the budget", () => {
     const closed = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     const port = closed.port;
     closed.stop(true);
+    // Host sockets of earlier tests may still be closing: start from a settled descriptor count.
+    for (let i = 0, last = -1; i < 50; i++) {
+      const n = openFdCount() as number;
+      if (n === last) break;
+      last = n;
+      await Bun.sleep(20);
+    }
     const { log, warns } = captureLog();
     const { gw, netstack } = makeGateway(
       { maxFlows: 8, maxPendingConnects: 8, maxUdpMappings: 8 },

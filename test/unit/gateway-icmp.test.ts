@@ -10,6 +10,7 @@ import { checksum } from "../../src/wire/checksum.ts";
 import { Ipv4View } from "../../src/wire/ipv4.ts";
 import { Ipv6View } from "../../src/wire/ipv6.ts";
 import { tcpChecksumValid } from "../../src/wire/tcp.ts";
+import { blackhole } from "./blackhole.ts";
 import { FakeConn, FakeNetstack, until, v4 } from "./gateway-fakes.ts";
 
 const CLIENT = v4(10, 0, 2, 15);
@@ -48,14 +49,23 @@ describe("synQuote", () => {
   });
 });
 
-/** A loopback server that accepts (so a connect would succeed if the clock let it). */
+/** A loopback server that accepts (used for a port that refuses once it is stopped). */
 function acceptingServer() {
   return Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
 }
 
+/**
+ * A loopback port whose connects stay under way (a server that accepts would finish the handshake
+ * inside connect(2), and the gateway would accept the peer at once).
+ */
+async function pendingServer() {
+  const h = await blackhole();
+  return { port: h.port, stop: () => h.close() };
+}
+
 describe("TCP connect failures", () => {
   test("connect timeout (VirtualClock): ICMP host unreachable quoting the SYN, then the flow is forgotten", async () => {
-    const server = acceptingServer();
+    const server = await pendingServer();
     try {
       const clock = new VirtualClock();
       const netstack = new FakeNetstack();
@@ -67,7 +77,7 @@ describe("TCP connect failures", () => {
       expect(gw.stats().liveTcp).toBe(1);
       clock.advance(49);
       expect(netstack.unreachable.length).toBe(0);
-      // The host connect cannot complete before the timer: it needs an event-loop turn.
+      // The host connect cannot complete: its SYN waits in a full accept queue.
       clock.advance(1);
       expect(netstack.unreachable.length).toBe(1);
       expect(netstack.unreachable[0]!.kind).toBe("host");
@@ -78,12 +88,12 @@ describe("TCP connect failures", () => {
       expect(conn.accepted).toBe(false);
       expect(gw.stats().liveTcp).toBe(0);
       expect(gw.stats().drops.tcp_connect_timeout).toBe(1);
-      // The late host connect is torn down, not accepted.
+      // The connect is cancelled, never accepted.
       await Bun.sleep(20);
       expect(conn.accepted).toBe(false);
       gw.close();
     } finally {
-      server.stop(true);
+      server.stop();
     }
   });
 
@@ -102,7 +112,7 @@ describe("TCP connect failures", () => {
     ["ETIMEDOUT", "host"],
   ] as const) {
     test(`${code} from the host connect -> ICMP ${kind} unreachable quoting the SYN`, async () => {
-      const server = acceptingServer();
+      const server = await pendingServer();
       try {
         const netstack = new FakeNetstack();
         const drops = new DropCounter();
@@ -123,7 +133,7 @@ describe("TCP connect failures", () => {
         await Bun.sleep(20);
         expect(conn.accepted).toBe(false);
       } finally {
-        server.stop(true);
+        server.stop();
       }
     });
   }

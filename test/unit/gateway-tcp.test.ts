@@ -5,6 +5,7 @@ import { Gateway } from "../../src/gateway/gateway.ts";
 import { MAX_SOCKET_READ } from "../../src/gateway/tcp-relay.ts";
 import { type Clock, realClock, VirtualClock } from "../../src/util/clock.ts";
 import { silentLogger } from "../../src/util/log.ts";
+import { blackhole } from "./blackhole.ts";
 import { FakeConn, FakeNetstack, until, v4 } from "./gateway-fakes.ts";
 
 const CLIENT = v4(10, 0, 0, 2);
@@ -145,19 +146,67 @@ describe("TCP bridge", () => {
     expect(gw.stats()).toMatchObject({ liveTcp: 0, natEntriesCreated: 1, drops: { tcp_connect_refused: 1 } });
   });
 
-  test("connect timeout -> the flow is dropped without a RST (ICMP instead); a connect finishing later is dropped", async () => {
-    const { server, conns } = listen();
-    cleanups.push(() => server.stop(true));
+  test("connect timeout -> the flow is dropped without a RST (ICMP instead); the connect is cancelled", async () => {
+    const h = await blackhole();
+    cleanups.push(() => h.close());
     const clock = new VirtualClock();
     const gw = makeGateway(clock);
     const conn = new FakeConn();
-    connect(gw, server.port, conn);
+    connect(gw, h.port, conn);
+    expect(conn.accepted).toBe(false);
     clock.advance(10_000);
     expect(conn.dropped).toBe(true);
     expect(conn.refused).toBe(false);
-    expect(gw.stats()).toMatchObject({ liveTcp: 0, drops: { tcp_connect_timeout: 1 } });
-    await until(() => conns.length === 1 && conns[0]!.closed, 2000, "late socket closed");
+    expect(gw.stats()).toMatchObject({ liveTcp: 0, drops: { tcp_connect_timeout: 1, tcp_connect_cancelled: 1 } });
+    await Bun.sleep(50);
     expect(conn.accepted).toBe(false);
+  });
+
+  test("a host that accepts inside connect(2): SYN-ACK in the same turn; what the peer sends before Bun's open reaches the host", async () => {
+    const { server, conns } = listen();
+    cleanups.push(() => server.stop(true));
+    const gw = makeGateway();
+    // A loopback handshake completes inside connect(2) (the SYN-ACK is processed before the call
+    // returns); a busy machine may defer it to ksoftirqd now and then, so allow a few tries.
+    let conn: FakeConn | undefined;
+    for (let i = 0; i < 20 && !conn; i++) {
+      const c = new FakeConn();
+      connect(gw, server.port, c, 41000 + i);
+      if (c.accepted) conn = c;
+    }
+    if (!conn) throw new Error("no connect finished inside connect(2) in 20 tries");
+    // Still in the same turn: Bun has not reported the open yet, the peer completes the handshake
+    // and sends a request and its FIN at once.
+    conn.state = "ESTABLISHED";
+    conn.onEstablished();
+    conn.peerSend(enc.encode("early bytes"));
+    conn.peerFin();
+    expect(gw.stats().drops).toEqual({});
+    await until(() => conns.some((c) => c.eof && c.receivedBytes === 11), 3000, "bytes and FIN at the host");
+    const at = conns.find((c) => c.eof && c.receivedBytes === 11)!;
+    expect(new TextDecoder().decode(at.concat())).toBe("early bytes");
+    at.send(enc.encode("reply"), true);
+    await until(() => conn.shutdownCalled, 3000, "FIN to the peer");
+    expect(new TextDecoder().decode(conn.deliveredConcat())).toBe("reply");
+    expect(conn.aborted).toBe(false);
+  });
+
+  test("the peer resets before Bun reports an early-accepted connect open: the late host socket is closed", async () => {
+    const { server, conns } = listen();
+    cleanups.push(() => server.stop(true));
+    const gw = makeGateway();
+    let conn: FakeConn | undefined;
+    let tries = 0;
+    while (tries < 20 && !conn) {
+      const c = new FakeConn();
+      connect(gw, server.port, c, 41100 + tries++);
+      if (c.accepted) conn = c;
+    }
+    if (!conn) throw new Error("no connect finished inside connect(2) in 20 tries");
+    conn.close("reset");
+    await until(() => conns.length === tries && conns.at(-1)!.closed, 3000, "the late host socket closed");
+    expect(gw.stats().drops).toMatchObject({ tcp_peer_reset: 1 });
+    expect(gw.stats().liveTcp).toBe(tries - 1);
   });
 
   test("1 MiB each way byte-exact, peer FIN reaches the host, the host's reply after EOF reaches the peer", async () => {
@@ -189,6 +238,52 @@ describe("TCP bridge", () => {
     await until(() => host.closed, 2000, "host socket closed");
     expect(conn.aborted).toBe(false);
   }, 20_000);
+
+  test("request/response: the host socket is never paused (a pause costs epoll_ctl calls and a spurious wake-up)", async () => {
+    const { server, conns } = listen();
+    cleanups.push(() => server.stop(true));
+    // Bun's TCP sockets share one prototype: count pause() on every socket but the server's.
+    const probe = await Bun.connect({ hostname: "127.0.0.1", port: server.port, socket: { data() {} } });
+    const proto = Object.getPrototypeOf(probe) as { pause(): void };
+    probe.end();
+    let pauses = 0;
+    const { pause } = proto;
+    proto.pause = function (this: unknown) {
+      if (!conns.some((c) => c.socket === this)) pauses++;
+      pause.call(this);
+    };
+    cleanups.push(() => Object.assign(proto, { pause }));
+    const gw = makeGateway();
+    const conn = new FakeConn();
+    conn.afterEstablished = () => conn.peerSend(enc.encode("GET / HTTP/1.0\r\n\r\n"));
+    connect(gw, server.port, conn);
+    await until(() => conns.length === 2 && conns[1]!.receivedBytes === 18, 3000, "request at the host");
+    conns[1]!.send(enc.encode("HTTP/1.0 200 OK\r\n\r\nhello"), true);
+    await until(() => conn.shutdownCalled, 3000, "FIN to the peer");
+    expect(new TextDecoder().decode(conn.deliveredConcat())).toBe("HTTP/1.0 200 OK\r\n\r\nhello");
+    conn.peerFin();
+    await until(() => conns[1]!.eof, 3000, "EOF at the host");
+    expect(pauses).toBe(0);
+  });
+
+  test("a host that speaks before the peer completes the handshake: its bytes wait, then arrive in order", async () => {
+    const greeting = randomBytes(200_000);
+    const { server } = listen((c) => c.send(greeting, true));
+    cleanups.push(() => server.stop(true));
+    const gw = makeGateway();
+    const conn = new FakeConn(16384);
+    conn.autoAck = false;
+    // The peer's ACK of the SYN-ACK comes late (FakeConn.accept), while the host already sent.
+    connect(gw, server.port, conn);
+    await until(() => conn.state === "ESTABLISHED", 3000, "established");
+    for (let i = 0; i < 500 && conn.deliveredBytes < greeting.length; i++) {
+      await Bun.sleep(2);
+      conn.ack();
+    }
+    expect(conn.deliveredBytes).toBe(greeting.length);
+    expect(sha256(conn.deliveredConcat())).toBe(sha256(greeting));
+    await until(() => conn.shutdownCalled, 3000, "FIN to the peer");
+  });
 
   test("host FIN first: the peer gets FIN, then its later data still reaches the host", async () => {
     const { server, conns } = listen((c) => c.send(enc.encode("bye"), true));
