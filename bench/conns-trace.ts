@@ -19,6 +19,10 @@
 // wgslirpy (this tree), wgslirpy from DIR (a checkout of the commit to compare with) and the
 // reference, in turn, each round in the same world; prints per round conns/s and the gateway's CPU-ms
 // per connection, and the medians, so a change is judged side by side on a noisy machine.
+// Diagnostics: --warm N runs N connections first (a warm gateway: JIT compiled, TIME-WAITs held),
+// --threads prints CPU per thread of the measured process (JIT workers, GC helpers, the JS thread),
+// --perf-trace FILE records the gateway's syscalls with `perf trace`, --dump-slow dumps the
+// connection whose host SYN came latest; the step table shows p90/p99/max next to the median.
 // Sends only inside its own namespaces; needs root, wireguard-go, tcpdump, tshark, python3.
 import { resolve } from "node:path";
 import { createWorld, type World } from "../harness/fixture.ts";
@@ -128,7 +132,17 @@ const flag = (name: string) => process.argv.includes(`--${name}`);
 
 /** Every packet of one connection in the middle of the run, both captures merged by time. */
 function dumpOne(cp: Pkt[], hp: Pkt[], client: Record<string, number>[], host: Record<string, number>[]): void {
-  const i = Math.floor(Math.min(client.length, host.length) / 2);
+  let i = Math.floor(Math.min(client.length, host.length) / 2);
+  if (flag("dump-slow")) {
+    let worst = -1;
+    for (let k = 0; k < Math.min(client.length, host.length) - 1; k++) {
+      const d = host[k]!.syn! - client[k]!.syn!;
+      if (d > worst) {
+        worst = d;
+        i = k;
+      }
+    }
+  }
   const t0 = client[i]!.syn!;
   const end = client[i + 1]?.syn ?? t0 + 10;
   const f = (p: Pkt) =>
@@ -163,10 +177,17 @@ async function tracePath(path: string, w: World, peerIf: string, pid?: number): 
           String(pid),
         ])
       : null;
+  const ptraceOut = arg("perf-trace", "");
+  const ptrace = pid && ptraceOut ? spawnBg(null, "perf", ["perf", "trace", "-o", ptraceOut, "-p", String(pid)]) : null;
   const perfOut = arg("perf", "");
   const perf =
     pid && perfOut ? spawnBg(null, "perf", ["perf", "record", "-g", "-o", perfOut, "-p", String(pid)]) : null;
-  if (st || perf) await sleep(1000);
+  if (st || perf || ptrace) await sleep(1000);
+  const warmN = Number(arg("warm", "0"));
+  if (warmN > 0)
+    await exec(w.t.peer, ["python3", FLOWS_PY, "conns", ADDR.inet4, String(PORTS.http), String(warmN)], {
+      timeoutMs: warmN * 1000 + 30_000,
+    });
   const peerCap = await capture(w.t.peer, peerIf, `${dir}/peer.pcap`);
   const inetCap = await capture(w.t.inet, w.t.ifs.inetToGw, `${dir}/inet.pcap`);
   const r = await exec(w.t.peer, ["python3", FLOWS_PY, "conns", ADDR.inet4, String(PORTS.http), String(n)], {
@@ -176,9 +197,10 @@ async function tracePath(path: string, w: World, peerIf: string, pid?: number): 
   await peerCap.stop(2000);
   await inetCap.stop(2000);
   await st?.stop(2000);
-  if (perf) {
-    process.kill(perf.pid, "SIGINT");
-    await perf.exited;
+  for (const p of [perf, ptrace]) {
+    if (!p) continue;
+    process.kill(p.pid, "SIGINT");
+    await p.exited;
   }
   if (st) console.log(`strace: ${dir}/strace.txt`);
   const cp = await packets(`${dir}/peer.pcap`);
@@ -208,7 +230,14 @@ async function tracePath(path: string, w: World, peerIf: string, pid?: number): 
     if (next) add("next SYN", next.syn! - t0);
   }
   console.log(`\n${path}: ${r.stdout.trim()}  (${client.length} client / ${host.length} host connections seen)`);
-  for (const [k, v] of Object.entries(rows)) console.log(`  ${k.padEnd(14)} ${median(v).toFixed(3).padStart(8)} ms`);
+  const pct = (xs: number[], q: number) => {
+    const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+    return s.length ? s[Math.min(s.length - 1, Math.floor(s.length * q))]! : Number.NaN;
+  };
+  for (const [k, v] of Object.entries(rows))
+    console.log(
+      `  ${k.padEnd(14)} ${median(v).toFixed(3).padStart(8)} ms   p90 ${pct(v, 0.9).toFixed(3).padStart(8)}   p99 ${pct(v, 0.99).toFixed(3).padStart(8)}   max ${pct(v, 1).toFixed(3).padStart(8)}`,
+    );
 }
 
 interface Rate {
@@ -222,12 +251,46 @@ async function cpuSeconds(pid: number): Promise<number> {
   return (Number(f[11]) + Number(f[12])) / 100;
 }
 
+/** CPU seconds per thread name (JIT workers, GC helpers, the JS thread), summed. */
+async function threadCpu(pid: number): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const { readdirSync } = await import("node:fs");
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const t of tids) {
+    try {
+      const st = await Bun.file(`/proc/${pid}/task/${t}/stat`).text();
+      const name = st.slice(st.indexOf("(") + 1, st.lastIndexOf(")")).replace(/[0-9]+$/, "");
+      const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+      out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / 100);
+    } catch {
+      // thread gone
+    }
+  }
+  return out;
+}
+
 async function rate(w: World, pid: number): Promise<Rate> {
+  const warm = Number(arg("warm", "0"));
+  if (warm > 0)
+    await exec(w.t.peer, ["python3", FLOWS_PY, "conns", ADDR.inet4, String(PORTS.http), String(warm)], {
+      timeoutMs: warm * 1000 + 30_000,
+    });
+  const t0 = flag("threads") ? await threadCpu(pid) : null;
   const c0 = await cpuSeconds(pid);
   const r = await exec(w.t.peer, ["python3", FLOWS_PY, "conns", ADDR.inet4, String(PORTS.http), String(n)], {
     timeoutMs: n * 1000 + 30_000,
   });
   const c1 = await cpuSeconds(pid);
+  if (t0) {
+    const t1 = await threadCpu(pid);
+    const parts = [...t1].map(([k, v]) => `${k} ${((v - (t0.get(k) ?? 0)) * 1000).toFixed(0)} ms`);
+    console.log(`  threads: ${parts.join(", ")}`);
+  }
   const j = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as { ok: number; perSecond: number };
   return { perSecond: j.perSecond, cpuMsPerConn: ((c1 - c0) * 1000) / Math.max(1, j.ok) };
 }
