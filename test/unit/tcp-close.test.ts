@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { TCP_ACK, TCP_FIN, TCP_PSH } from "../../src/wire/tcp.ts";
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from "../../src/wire/tcp.ts";
 import { bytes, establish, harness, PEER_ISS } from "./tcp-harness.ts";
 
 const D = PEER_ISS + 1;
@@ -72,6 +72,48 @@ describe("TCP close", () => {
     expect(conn.state).toBe("CLOSED");
     expect(rec.closed).toEqual(["closed"]);
     expect(h.out.sent.length).toBe(0);
+  });
+
+  /** We close first, the peer's FIN completes it: TIME-WAIT with the peer at D + 1. */
+  function timeWait(h: ReturnType<typeof harness>) {
+    const { conn, iss } = establish(h, NO_WS);
+    conn.shutdown();
+    h.out.take();
+    h.peer({ seq: D, ack: iss + 2, flags: TCP_ACK | TCP_FIN });
+    h.out.take();
+    expect(conn.state).toBe("TIME-WAIT");
+    return { conn, iss };
+  }
+
+  test("a new SYN past the old incarnation reopens a TIME-WAIT 4-tuple at once (no challenge ACK)", () => {
+    const h = harness({ bufferSize: 8192 });
+    const { conn: old, iss: oldIss } = timeWait(h);
+    h.peer({ seq: D + 100_000, flags: TCP_SYN, window: 65535, mss: 1460 });
+    expect(old.state).toBe("CLOSED");
+    expect(h.connects.length).toBe(2);
+    expect(h.out.sent.length).toBe(0);
+    expect(h.layer.stats.timeWaitReopens).toBe(1);
+    const { conn } = h.connects[1]!;
+    conn.accept();
+    const synAck = h.out.one();
+    expect(synAck.flags).toBe(TCP_SYN | TCP_ACK);
+    expect(synAck.ack).toBe(D + 100_001);
+    // The new ISS is above everything the old incarnation sent (RFC 1122 §4.2.2.13).
+    expect(synAck.seq).toBe((oldIss + 2 + 65535 + 2) >>> 0);
+    h.peer({ seq: D + 100_001, ack: synAck.seq + 1, flags: TCP_ACK, payload: bytes(3) });
+    expect(conn.state).toBe("ESTABLISHED");
+    expect(Array.from(conn.peek())).toEqual(Array.from(bytes(3)));
+    expect(h.layer.liveConnections).toBe(1);
+  });
+
+  test("a SYN at or before the old incarnation's sequence numbers in TIME-WAIT gets the challenge ACK", () => {
+    const h = harness({ bufferSize: 8192 });
+    const { conn, iss } = timeWait(h);
+    h.peer({ seq: D - 5, flags: TCP_SYN, window: 65535, mss: 1460 });
+    expect(conn.state).toBe("TIME-WAIT");
+    expect(h.connects.length).toBe(1);
+    expect(h.out.one()).toMatchObject({ flags: TCP_ACK, seq: iss + 2, ack: D + 1 });
+    expect(h.layer.stats.timeWaitReopens).toBe(0);
   });
 
   test("FIN piggybacks on the last data segment when shutdown() comes before sending", () => {

@@ -28,8 +28,9 @@ export type { TcpConnectionOptions } from "./connection-options.ts";
 
 export class TcpConnection extends TcpInput implements TcpConnectionApi {
   /** A SYN arrived for a new flow: SYN-RECEIVED, waiting for accept() before the SYN-ACK. */
-  static passive(opts: TcpConnectionOptions, syn: TcpSegmentIn): TcpConnection {
+  static passive(opts: TcpConnectionOptions, syn: TcpSegmentIn, iss = -1): TcpConnection {
     const c = new TcpConnection(opts, true);
+    if (iss !== -1) c.useIss(iss);
     c.state = "SYN-RECEIVED";
     c.irs = syn.seq;
     c.rcvNxt = seqAdd(syn.seq, 1);

@@ -221,7 +221,8 @@ export class TcpLayer {
       last.remotePort === seg.srcPort &&
       last.localPort === seg.dstPort &&
       sameAddr(last.remote, src) &&
-      sameAddr(last.local, dst)
+      sameAddr(last.local, dst) &&
+      last.state !== "TIME-WAIT"
     ) {
       last.handleSegment(seg);
       return;
@@ -229,6 +230,11 @@ export class TcpLayer {
     const key = flowKey(src, seg.srcPort, dst, seg.dstPort);
     const conn = this.table.get(key);
     if (conn) {
+      const iss = conn.state === "TIME-WAIT" ? conn.reopenIss(seg) : -1;
+      if (iss !== -1) {
+        this.openPassive(key, src, dst, seg, iss);
+        return;
+      }
       this.lastFlow = conn;
       conn.handleSegment(seg);
       return;
@@ -285,10 +291,10 @@ export class TcpLayer {
     this.lastFlow = null;
   }
 
-  private openPassive(key: string, src: IpAddr, dst: IpAddr, seg: TcpSegmentIn): void {
+  private openPassive(key: string, src: IpAddr, dst: IpAddr, seg: TcpSegmentIn, iss = -1): void {
     const remote = src.slice();
     const local = dst.slice();
-    const conn = TcpConnection.passive(this.connOptions(key, local, seg.dstPort, remote, seg.srcPort), seg);
+    const conn = TcpConnection.passive(this.connOptions(key, local, seg.dstPort, remote, seg.srcPort), seg, iss);
     this.table.set(key, conn);
     this.opts.onConnect({ src: remote, srcPort: seg.srcPort, dst: local, dstPort: seg.dstPort }, conn);
   }

@@ -32,6 +32,8 @@ export class TcpStats {
   /** Keepalive probes sent to a silent peer, and flows closed because none was answered. */
   keepaliveProbes = 0;
   keepaliveTimeouts = 0;
+  /** SYNs that reopened a 4-tuple still in TIME-WAIT as a new connection (RFC 9293 §3.10.7.4). */
+  timeWaitReopens = 0;
   /** SYNs refused (RST) because the layer already held maxConnections flows. */
   connectionsRejected = 0;
   /** Bytes written by apps and not yet acknowledged, over all flows. */

@@ -201,11 +201,16 @@ export abstract class TcpControlBlock {
     this.auxTimer = opts.clock.timer(() => this.onAuxTimer());
     this.paceTimer = opts.clock.timer(() => this.onPaceTimer());
     this.writePayload = (dst, dstOff, len) => this.sendBuf.copyOut(this.payloadOffset, len, dst, dstOff);
-    this.iss = opts.random.u32();
     this.tsOffset = opts.random.u32();
-    this.sndUna = this.sndNxt = this.sndMax = this.iss;
-    this.sndBufSeq = seqAdd(this.iss, 1);
-    this.recover = this.iss;
+    this.useIss(opts.random.u32());
+  }
+
+  /** Our initial sequence number (a reopened TIME-WAIT 4-tuple gets one above the old incarnation's). */
+  protected useIss(iss: number): void {
+    this.iss = iss;
+    this.sndUna = this.sndNxt = this.sndMax = iss;
+    this.sndBufSeq = seqAdd(iss, 1);
+    this.recover = iss;
   }
 
   protected abstract onRetransmitTimer(): void;
