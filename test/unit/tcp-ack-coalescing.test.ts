@@ -126,6 +126,58 @@ describe("TCP receive path: one ACK and one readable event per flow per turn", (
     expect(h.out.one().ack).toBe(D + SEG);
   });
 
+  test("duplicates are reported once as a D-SACK block, the island holding one right after it (RFC 2883)", () => {
+    const { h, send, iss } = flow();
+    const blocks = (s: { options: { sackCount: number; sackBlocks: Uint32Array } }) => [
+      ...s.options.sackBlocks.subarray(0, 2 * s.options.sackCount),
+    ];
+    send(0);
+    h.clock.endTurn();
+    h.out.take();
+    // Below RCV.NXT, whole: the block lies under the cumulative ACK.
+    send(0);
+    const old = h.out.one();
+    expect([old.ack, ...blocks(old)]).toEqual([D + SEG, D, D + SEG]);
+    // Straddling RCV.NXT: only the old part is a duplicate; the rest is new in-order data.
+    h.layer.input(
+      PEER,
+      REMOTE,
+      buildSegment(PEER, REMOTE, { seq: D + SEG / 2, ack: iss + 1, flags: TCP_ACK, payload: bytes(SEG, 7) }),
+    );
+    const straddle = h.out.one();
+    expect([straddle.ack, ...blocks(straddle)]).toEqual([D + (3 * SEG) / 2, D + SEG / 2, D + SEG]);
+    // Inside an island: the duplicate, then that island, then the other one.
+    h.layer.input(
+      PEER,
+      REMOTE,
+      buildSegment(PEER, REMOTE, { seq: D + (3 * SEG) / 2, ack: iss + 1, flags: TCP_ACK, payload: bytes(SEG / 2, 8) }),
+    );
+    h.clock.endTurn();
+    h.out.take();
+    send(3);
+    send(6);
+    send(4);
+    h.clock.endTurn();
+    h.out.take();
+    send(3);
+    const inIsland = h.out.one();
+    expect([inIsland.ack, ...blocks(inIsland)]).toEqual([
+      D + 2 * SEG,
+      D + 3 * SEG,
+      D + 4 * SEG,
+      D + 3 * SEG,
+      D + 5 * SEG,
+      D + 6 * SEG,
+      D + 7 * SEG,
+    ]);
+    // Reported once: the next ACK has the islands only.
+    send(8);
+    const next = h.out.one();
+    expect(blocks(next)).toEqual([D + 8 * SEG, D + 9 * SEG, D + 3 * SEG, D + 5 * SEG, D + 6 * SEG, D + 7 * SEG]);
+    h.clock.endTurn();
+    expect(h.out.sent.length).toBe(0);
+  });
+
   test("FIN is ACKed at once, with the data before it", () => {
     const { h, send, conn } = flow();
     send(0);

@@ -139,6 +139,8 @@ export abstract class TcpInput extends TcpTimers {
         return;
       }
       stats.drop("tcp-out-of-window");
+      // Data we already acknowledged: report the duplicate (RFC 2883 §4.1.1).
+      if (dataLen > 0 && seqLe(seqAdd(seg.seq, dataLen), this.rcvNxt)) this.noteDuplicate(seg.seq, dataLen);
       // A retransmitted FIN in TIME-WAIT restarts the 2*MSL timer (§3.10.7.4, eighth check).
       if (this.state === "TIME-WAIT" && f & TCP_FIN) this.auxTimer.set(TIME_WAIT_MS);
       // Old data is re-ACKed at once; ACKs to out-of-window pure ACKs are rate-limited (RFC 5961
@@ -231,6 +233,7 @@ export abstract class TcpInput extends TcpTimers {
       let from = seg.payloadOffset;
       let len = dataLen;
       if (off < 0) {
+        this.noteDuplicate(seg.seq, -off);
         from -= off;
         len += off;
         off = 0;
@@ -248,6 +251,8 @@ export abstract class TcpInput extends TcpTimers {
           truncated = true;
         } else {
           stats.outOfOrderBytes += this.recvBuf.outOfOrderBytes - oooBefore;
+          // An island already held all of it (RFC 2883 §4.1.2: the island follows as the next block).
+          if (off > 0 && this.recvBuf.outOfOrderBytes === oooBefore) this.noteDuplicate(seqAdd(this.rcvNxt, off), len);
           if (inOrder && !truncated && advance === dataLen && this.recvBuf.outOfOrderCount === 0) ackNow = false;
           // Out-of-order data that only extends the island that changed last at its right edge (the
           // stream flowing on beyond a hole) tells a SACK sender nothing the turn's ACK will not: it
@@ -279,6 +284,14 @@ export abstract class TcpInput extends TcpTimers {
       if (ackNeeded && ackNow) this.sendAck();
       else this.queueTurn();
     }
+  }
+
+  /** `len` bytes from `seq` arrived again: the next ACK carries them as a D-SACK block (SACK only). */
+  private noteDuplicate(seq: number, len: number): void {
+    if (!this.sackEnabled || len <= 0) return;
+    this.dsackPending = true;
+    this.dsackLeft = seq;
+    this.dsackRight = seqAdd(seq, len);
   }
 
   /**

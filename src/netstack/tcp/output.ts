@@ -154,8 +154,18 @@ export abstract class TcpSegmentOutput extends TcpControlBlock {
       h.tsVal = this.tsNow();
       h.tsEcr = this.tsRecent;
     }
-    if (this.sackEnabled && this.recvBuf.outOfOrderCount > 0) {
-      h.sackCount = this.recvBuf.sackBlocks(this.rcvNxt, h.sackBlocks, this.tsEnabled ? 3 : 4);
+    if (this.sackEnabled && (this.recvBuf.outOfOrderCount > 0 || this.dsackPending)) {
+      const max = this.tsEnabled ? 3 : 4;
+      let first = 0;
+      if (this.dsackPending) {
+        // D-SACK (RFC 2883 §4): the duplicate first; the island holding it (if any) is the most
+        // recently changed one, so it follows as the second block.
+        h.sackBlocks[0] = this.dsackLeft;
+        h.sackBlocks[1] = this.dsackRight;
+        this.dsackPending = false;
+        first = 1;
+      }
+      h.sackCount = first + this.recvBuf.sackBlocks(this.rcvNxt, h.sackBlocks, max - first, first);
     }
     this.lastAckSent = this.rcvNxt;
     this.ackPending = false;

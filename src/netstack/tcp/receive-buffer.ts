@@ -130,22 +130,22 @@ export class ReceiveBuffer {
   /**
    * Fill `out` with up to `max` SACK blocks (left, right pairs) for RCV.NXT = rcvNxt: the islands
    * in most-recently-changed order, then (when fewer changed lately than fit) the others from the
-   * highest down (RFC 2018 §4).
+   * highest down (RFC 2018 §4). Blocks are written from index `at` (after a D-SACK block).
    */
-  sackBlocks(rcvNxt: number, out: Uint32Array, max: number): number {
+  sackBlocks(rcvNxt: number, out: Uint32Array, max: number, at = 0): number {
     const r = this.ranges;
     const recent = this.recent;
     let n = 0;
     for (let i = 0; i < recent.length && n < max; i++) {
       const left = recent[i] as number;
-      out[2 * n] = (rcvNxt + left) >>> 0;
-      out[2 * n + 1] = (rcvNxt + this.islandEnd(left)) >>> 0;
+      out[2 * (at + n)] = (rcvNxt + left) >>> 0;
+      out[2 * (at + n) + 1] = (rcvNxt + this.islandEnd(left)) >>> 0;
       n++;
     }
     for (let i = r.length - 2; i >= 0 && n < max; i -= 2) {
       if (recent.includes(r[i] as number)) continue;
-      out[2 * n] = (rcvNxt + (r[i] as number)) >>> 0;
-      out[2 * n + 1] = (rcvNxt + (r[i + 1] as number)) >>> 0;
+      out[2 * (at + n)] = (rcvNxt + (r[i] as number)) >>> 0;
+      out[2 * (at + n) + 1] = (rcvNxt + (r[i + 1] as number)) >>> 0;
       n++;
     }
     return n;

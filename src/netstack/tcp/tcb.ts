@@ -157,6 +157,10 @@ export abstract class TcpControlBlock {
   protected events = 0;
   /** An ACK is owed; it goes out at the end of the turn unless a segment carries it first. */
   protected ackPending = false;
+  /** A duplicate [dsackLeft, dsackRight) arrived: the next ACK reports it first, once (RFC 2883). */
+  protected dsackPending = false;
+  protected dsackLeft = 0;
+  protected dsackRight = 0;
   /** In the layer's delayed-ACK queue (timers.ts ackAtTurnEnd). */
   protected ackDelayed = false;
   /** In the layer's end-of-turn list. */
