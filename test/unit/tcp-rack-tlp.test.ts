@@ -108,3 +108,23 @@ describe("RACK-TLP (RFC 8985)", () => {
     expect(log.size).toBe(0);
   });
 });
+
+describe("RACK transmission log", () => {
+  test("a retransmission replaces every earlier transmission it covers, not only one at its start", () => {
+    const log = new RackLog();
+    const sb = new SackScoreboard();
+    // Two small segments (the app wrote little at a time), then a full one.
+    log.onSend(0, 500, 0, false);
+    log.onSend(500, 1000, 0, false);
+    log.onSend(1000, 2000, 1, false);
+    // The hole [0, 1000) resent as one segment at 30.
+    log.onSend(0, 1000, 30, true);
+    // [1000, 2000) SACKed at 31: everything sent before it is in question, but both small
+    // originals were resent after it: nothing is lost yet.
+    sb.add(1000, 2000, 0, 2000);
+    log.onAck(0, sb, true, 31, 10);
+    const lost: number[] = [];
+    expect(log.detectLoss(100, 0, 0, (s) => lost.push(s) > 0)).toBe(-1);
+    expect(lost).toEqual([]);
+  });
+});

@@ -123,7 +123,15 @@ export class RackLog {
     if (retransmit) {
       for (let i = 0; i < this.size; i++) {
         const j = this.index(i);
-        if (this.st[j] === start && !((this.fl[j] as number) & (DELIVERED | STALE))) this.fl[j]! |= STALE;
+        // Every earlier transmission this one covers: segments sent smaller (app-limited) or cut at
+        // other boundaries are replaced too, else RACK would later call them lost and resend them
+        // while this copy is still on its way.
+        if (
+          seqGe(this.st[j] as number, start) &&
+          seqLe(this.en[j] as number, end) &&
+          !((this.fl[j] as number) & (DELIVERED | STALE))
+        )
+          this.fl[j]! |= STALE;
       }
     }
     if (this.size === this.st.length) {
