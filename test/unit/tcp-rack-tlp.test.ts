@@ -128,3 +128,25 @@ describe("RACK transmission log", () => {
     expect(lost).toEqual([]);
   });
 });
+
+describe("no needless retransmissions under random loss", () => {
+  test("a hole resent in one recovery is not resent again when the next recovery begins", () => {
+    // 1 % loss each way on a 10 ms path: recoveries follow each other closely, and a new one used
+    // to resend holes whose retransmission was still on its way (the peer D-SACKed 17 of them here).
+    const r = transfer({
+      sizeAtoB: 8 << 20,
+      sizeBtoA: 0,
+      seed: 1,
+      bufferSize: 4 << 20,
+      congestionControl: "bbr",
+      pacing: true,
+      aToB: { loss: 0.01, delayMs: 5, rateBytesPerMs: 62500, queueBytes: 64 << 20 },
+      bToA: { loss: 0.01, delayMs: 5 },
+    });
+    expect(r.intact).toBe(true);
+    const s = r.layerA.stats;
+    expect(r.aToB.dropped).toBeGreaterThan(40);
+    expect(s.spuriousRetransmits).toBeLessThanOrEqual(3);
+    expect(s.retransmits).toBeLessThanOrEqual(r.aToB.dropped + 3);
+  });
+});

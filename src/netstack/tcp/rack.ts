@@ -211,6 +211,23 @@ export class RackLog {
     return timeout;
   }
 
+  /**
+   * The end of a retransmission of the data at `seq` that is still on its way (neither delivered nor
+   * found lost), or -1. RFC 6675's hole search forgets at each new recovery what the last one resent,
+   * and its DupThresh counts SACKs of segments sent before that copy: without this it resends it.
+   */
+  retransmissionInFlight(seq: number): number {
+    // Newest first: retransmissions sit near the tail of the log.
+    for (let i = this.size - 1; i >= 0; i--) {
+      const j = this.index(i);
+      const f = this.fl[j] as number;
+      if (!(f & RETRANSMITTED) || f & (STALE | DELIVERED | LOST)) continue;
+      const en = this.en[j] as number;
+      if (seqLe(this.st[j] as number, seq) && seqLt(seq, en)) return en;
+    }
+    return -1;
+  }
+
   /** Forget everything (after a retransmission timeout every segment is resent anyway). */
   clear(): void {
     this.head = 0;

@@ -183,6 +183,12 @@ export abstract class TcpSender extends TcpRackRecovery {
     }
     this.rescueDone = false;
     this.highRxt = this.sndUna;
+    // Resent in the last recovery and still on its way: not again (RACK says when it is lost).
+    const inFlight = this.rack.retransmissionInFlight(this.sndUna);
+    if (inFlight >= 0) {
+      this.highRxt = inFlight;
+      return;
+    }
     const n = this.retransmitAt(this.sndUna, this.sb.nextSackedAfter(this.sndUna, this.sndMax));
     this.highRxt = seqAdd(this.sndUna, n);
   }
@@ -281,6 +287,11 @@ export abstract class TcpSender extends TcpRackRecovery {
         s = this.sb.findHole(this.highRxt, una, mss, false);
       }
       if (s >= 0) {
+        const inFlight = this.rack.retransmissionInFlight(s);
+        if (inFlight >= 0 && seqGt(inFlight, this.highRxt)) {
+          this.highRxt = inFlight;
+          continue;
+        }
         const n = this.retransmitAt(s, this.sb.holeEnd);
         if (n === 0) break;
         this.pacer.spend(n);
