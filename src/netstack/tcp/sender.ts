@@ -277,21 +277,16 @@ export abstract class TcpSender extends TcpRackRecovery {
         this.pacer.spend(lost);
         continue;
       }
-      let s = this.sb.findHole(this.highRxt, una, mss, true);
+      let s = this.nextHole(una, mss, true);
       if (s < 0) {
         const n = this.sndNxt === this.sndMax ? this.sendNew(this.sndWnd - seqDiff(this.sndNxt, una), true) : 0;
         if (n > 0) {
           pipe += n;
           continue;
         }
-        s = this.sb.findHole(this.highRxt, una, mss, false);
+        s = this.nextHole(una, mss, false);
       }
       if (s >= 0) {
-        const inFlight = this.rack.retransmissionInFlight(s);
-        if (inFlight >= 0 && seqGt(inFlight, this.highRxt)) {
-          this.highRxt = inFlight;
-          continue;
-        }
         const n = this.retransmitAt(s, this.sb.holeEnd);
         if (n === 0) break;
         this.pacer.spend(n);
@@ -308,6 +303,20 @@ export abstract class TcpSender extends TcpRackRecovery {
         pipe += n;
       }
       break;
+    }
+  }
+
+  /**
+   * RFC 6675 NextSeg's hole search from HighRxt, passing over holes whose retransmission (from an
+   * earlier recovery) is still on its way: HighRxt moves past them (RACK says when one is lost).
+   */
+  private nextHole(una: number, mss: number, lostOnly: boolean): number {
+    for (;;) {
+      const s = this.sb.findHole(this.highRxt, una, mss, lostOnly);
+      if (s < 0) return s;
+      const inFlight = this.rack.retransmissionInFlight(s);
+      if (inFlight < 0 || !seqGt(inFlight, this.highRxt)) return s;
+      this.highRxt = inFlight;
     }
   }
 
