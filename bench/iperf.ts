@@ -8,10 +8,35 @@ export interface IperfResult {
   bytes: number;
   retransmits: number | null;
   error?: string;
+  /** Times the server answered "busy" before this run started (see BUSY_RETRIES). */
+  busyRetries?: number;
 }
 
-/** `iperf3 -c HOST -p PORT -t SECONDS [-R] -J` in `ns`; bounded by seconds + 20 s. */
+/**
+ * An iperf3 server serves one test at a time and says "the server is busy" until it has seen the
+ * previous test's connections close. Under loss that close can wait for a retransmission timeout
+ * (the last FIN or ACK lost), so a run started right after one may find it still busy: retry, at
+ * most this many times BUSY_WAIT_MS apart. A server that stays busy longer still fails the run.
+ */
+const BUSY_RETRIES = 10;
+const BUSY_WAIT_MS = 500;
+
+/** `iperf3 -c HOST -p PORT -t SECONDS [-R] -J` in `ns`, retried while the server is busy. */
 export async function iperf(
+  ns: string,
+  host: string,
+  port: number,
+  opts: { seconds: number; reverse: boolean; streams?: number },
+): Promise<IperfResult> {
+  for (let attempt = 0; ; attempt++) {
+    const r = await iperfOnce(ns, host, port, opts);
+    if (!r.error?.includes("busy") || attempt >= BUSY_RETRIES) return { ...r, busyRetries: attempt };
+    await Bun.sleep(BUSY_WAIT_MS);
+  }
+}
+
+/** One `iperf3 -c HOST -p PORT -t SECONDS [-R] -J` in `ns`; bounded by seconds + 20 s. */
+async function iperfOnce(
   ns: string,
   host: string,
   port: number,

@@ -215,7 +215,8 @@ async function measureDirection(ns: string, host: string, reverse: boolean, prob
       process.stderr.write(
         `  ${r.mbps.toFixed(1)} Mbit/s; gateway TCP: ${d.segmentsIn} in, ${d.segmentsOut} out, ${d.retransmits} retransmits, ` +
           `${d.fastRecoveries} recoveries, ${d.rtoExpirations} RTOs, ${d.tlpProbes} loss probes, ` +
-          `${d.reorderTimeouts} RACK timeouts, ${d.spuriousRetransmits} D-SACKed${r.error ? ` ERROR ${r.error.slice(0, 80)}` : ""}\n`,
+          `${d.reorderTimeouts} RACK timeouts, ${d.spuriousRetransmits} D-SACKed` +
+          `${r.busyRetries ? `; server busy ${r.busyRetries}x before it` : ""}${r.error ? ` ERROR ${r.error.slice(0, 80)}` : ""}\n`,
       );
     }
     results.push(r);
