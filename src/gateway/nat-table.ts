@@ -51,7 +51,7 @@ export class NatTable<E extends NatEntry = NatEntry> {
     this.entries.set(entry.key, entry);
     this.live[entry.kind]++;
     this.created++;
-    this.log.debug(`New NAT entry for ${entry.key}`);
+    if (this.log.level >= 4) this.log.debug(`New NAT entry for ${entry.key}`);
     return true;
   }
 
@@ -60,7 +60,7 @@ export class NatTable<E extends NatEntry = NatEntry> {
     if (this.entries.get(entry.key) !== entry) return;
     this.entries.delete(entry.key);
     this.live[entry.kind]--;
-    this.log.debug(`Finished serving ${entry.key}`);
+    if (this.log.level >= 4) this.log.debug(`Finished serving ${entry.key}`);
   }
 
   count(kind: NatKind): number {

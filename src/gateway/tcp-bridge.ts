@@ -132,7 +132,7 @@ export class TcpBridge extends TcpRelay {
     // Reads stay on: a host that speaks before the peer completes the handshake has its first read
     // kept in `pending` and the socket paused then (hostData). Pausing every flow up front cost two
     // epoll_ctl calls, a spurious writable wake-up and a TCP_CORK per connection.
-    this.deps.log.debug(`Connected to upstream TCP for ${this.key}`);
+    if (this.deps.log.level >= 4) this.deps.log.debug(`Connected to upstream TCP for ${this.key}`);
     if (this.acceptedEarly) this.hostSocketReady();
     else this.conn.accept();
   }

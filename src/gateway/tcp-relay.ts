@@ -124,7 +124,7 @@ export abstract class TcpRelay implements NatEntry {
   }
 
   hostEnded(): void {
-    this.deps.log.debug(`EOF from host for ${this.key}`);
+    if (this.deps.log.level >= 4) this.deps.log.debug(`EOF from host for ${this.key}`);
     this.hostEof = true;
     this.flushToPeer();
   }
@@ -196,7 +196,7 @@ export abstract class TcpRelay implements NatEntry {
       }
     }
     if (this.conn.readEof) {
-      this.deps.log.debug(`EOF from client for ${this.key}`);
+      if (this.deps.log.level >= 4) this.deps.log.debug(`EOF from client for ${this.key}`);
       this.hostWriteShut = true;
       sock.shutdown();
       this.maybeCloseHost();
@@ -239,7 +239,7 @@ export abstract class TcpRelay implements NatEntry {
       return;
     }
     this.connClosed = true;
-    this.deps.log.debug(`Client TCP connection ${this.key} closed: ${reason}`);
+    if (this.deps.log.level >= 4) this.deps.log.debug(`Client TCP connection ${this.key} closed: ${reason}`);
     if (reason === "closed") {
       // Graceful: both FINs went through; let the host socket close normally.
       this.sock?.end();

@@ -89,6 +89,7 @@ describe("NatTable", () => {
   test("per-flow lines are debug: New NAT entry, Finished serving", () => {
     const lines: string[] = [];
     const log = {
+      level: 4,
       info: (m: string) => lines.push(`info ${m}`),
       debug: (m: string) => lines.push(`debug ${m}`),
     } as unknown as typeof silentLogger;
@@ -100,5 +101,11 @@ describe("NatTable", () => {
       "debug New NAT entry for TCP 10.0.0.2:1 -> 93.184.216.34:2",
       "debug Finished serving TCP 10.0.0.2:1 -> 93.184.216.34:2",
     ]);
+    // Below debug the lines are not even built (a template string per flow otherwise).
+    log.level = 3;
+    const f = new Entry("tcp", tcpNatKey(a, 3, b, 4), table);
+    table.add(f);
+    f.close();
+    expect(lines.length).toBe(2);
   });
 });

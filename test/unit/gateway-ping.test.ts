@@ -11,6 +11,7 @@ describe("pingable", () => {
     const clock = new VirtualClock();
     const infos: string[] = [];
     const log = {
+      level: 4,
       info: () => {},
       debug: (m: string) => infos.push(m),
       warn: () => {},

@@ -6,6 +6,7 @@ import {
   GSO_ARENA_MAX_BYTES,
   GSO_MAX_BYTES,
   GSO_MAX_SEGMENTS,
+  GSO_MIN_RUN_BYTES,
   GsoBatcher,
   type SendArgs,
 } from "../../src/transport/gso.ts";
@@ -81,6 +82,24 @@ describe("GSO batching (pure)", () => {
         FULL,
       ),
     ).toBe(1250);
+    // A run of short datagrams (ACKs) neither switches GSO on nor lowers it: not worth 2 syscalls.
+    const acks = queue([
+      [GSO_MIN_RUN_BYTES - 1, a],
+      [GSO_MIN_RUN_BYTES - 1, a],
+      [GSO_MIN_RUN_BYTES - 1, a],
+    ]);
+    expect(chooseSegmentSize(acks, 3, 0)).toBe(0);
+    expect(chooseSegmentSize(acks, 3, FULL)).toBe(FULL);
+    expect(
+      chooseSegmentSize(
+        queue([
+          [GSO_MIN_RUN_BYTES, a],
+          [GSO_MIN_RUN_BYTES, a],
+        ]),
+        2,
+        FULL,
+      ),
+    ).toBe(GSO_MIN_RUN_BYTES);
     // Too large for two segments in one super-datagram: off.
     expect(
       chooseSegmentSize(

@@ -161,6 +161,41 @@ describe.skipIf(!linux)("UDP GSO on the outer socket (loopback)", () => {
     expect(t.stats.gsoSegmentSize).toBe(1200);
   });
 
+  test("short connections (a full-size run, then runs of ACK-size ones): one setsockopt, not one per flush", async () => {
+    const rx = await receiver();
+    const calls: number[] = [];
+    const t = await sender({
+      setSegmentSize: (fd, size) => {
+        calls.push(size);
+        return setUdpSegment(fd, size);
+      },
+    });
+    const sent: Uint8Array[] = [];
+    for (let round = 0; round < 5; round++) {
+      const flush: Uint8Array[] = [];
+      for (let i = 0; i < 3; i++) flush.push(numbered(sent.length + flush.length, FULL));
+      flush.push(numbered(sent.length + flush.length, 200));
+      for (const d of flush) t.send(d, { address: "127.0.0.1", port: rx.port });
+      sent.push(...flush);
+      await until(() => rx.got.length >= sent.length);
+      // A flush of two equal ACK-size datagrams, then one alone: the size stays at FULL.
+      const acks = [numbered(sent.length, 92), numbered(sent.length + 1, 92)];
+      for (const d of acks) t.send(d, { address: "127.0.0.1", port: rx.port });
+      sent.push(...acks);
+      await until(() => rx.got.length >= sent.length);
+      const lone = numbered(sent.length, 80);
+      t.send(lone, { address: "127.0.0.1", port: rx.port });
+      sent.push(lone);
+      await until(() => rx.got.length >= sent.length);
+    }
+    await Bun.sleep(20);
+    expectSame(rx.got, sent);
+    expect(calls).toEqual([0, FULL]);
+    expect(t.stats.gsoSegmentSize).toBe(FULL);
+    expect(t.stats.gsoBatches).toBe(5);
+    expect(t.stats.gsoSegments).toBe(20);
+  });
+
   test("a kernel refusing GSO sends (SO_NO_CHECK): GSO turns off, nothing is lost", async () => {
     const libc = dlopen("libc.so.6", {
       setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
