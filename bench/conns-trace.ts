@@ -21,7 +21,8 @@
 // per connection, and the medians, so a change is judged side by side on a noisy machine.
 // Diagnostics: --warm N runs N connections first (a warm gateway: JIT compiled, TIME-WAITs held),
 // --threads prints CPU per thread of the measured process (JIT workers, GC helpers, the JS thread),
-// --perf-trace FILE records the gateway's syscalls with `perf trace`, --dump-slow dumps the
+// --cpu-prof DIR runs this tree's gateway under `bun --cpu-prof` (trace mode; the profile lands in DIR
+// when it stops: `bun bench/profile.ts DIR/*.cpuprofile`), --perf-trace FILE records the gateway's syscalls with `perf trace`, --dump-slow dumps the
 // connection whose host SYN came latest; the step table shows p90/p99/max next to the median.
 // Sends only inside its own namespaces; needs root, wireguard-go, tcpdump, tshark, python3.
 import { resolve } from "node:path";
@@ -362,7 +363,11 @@ async function main(): Promise<number> {
       return 0;
     }
     if (only !== "reference") {
-      await w.startGateway({ logLevel: "warn", extraArgs: gwExtra });
+      const prof = arg("cpu-prof", "");
+      const command = prof
+        ? [process.execPath, "--cpu-prof", `--cpu-prof-dir=${prof}`, resolve(import.meta.dir, "../src/cli.ts")]
+        : undefined;
+      await w.startGateway({ logLevel: "warn", extraArgs: gwExtra, command });
       await w.startPeer();
       await w.ping(ADDR.tunGw4, 2);
       const gcBefore = gcLines(w);
