@@ -78,6 +78,7 @@ export class TcpBridge extends TcpRelay {
     // Failures are handled in connectError; this only keeps the rejection from being unhandled.
     connecting.catch(() => {});
     const probe = probeConnect(fd);
+    if (probe !== undefined) this.hostFd = fd;
     if (probe === "established") this.acceptEarly();
     else this.pendingFd = probe;
   }

@@ -4,6 +4,7 @@ import type { Clock } from "../util/clock.ts";
 import type { Logger } from "../util/log.ts";
 import type { FlowTicket } from "./budget.ts";
 import type { DropCounter } from "./drops.ts";
+import { finQueued } from "./host-fds.ts";
 import type { NatEntry } from "./nat-table.ts";
 /**
  * A TCP flow between the peer and a host socket, in either direction (see TcpRelay).
@@ -47,6 +48,8 @@ export type HostSocket = Socket<TcpRelay>;
 export abstract class TcpRelay implements NatEntry {
   readonly kind = "tcp";
   protected sock: HostSocket | undefined;
+  /** The host socket's descriptor when known (-1: not): lets hostData see a FIN queued behind it. */
+  protected hostFd = -1;
   /** Host bytes the peer's send buffer did not take yet, oldest first: views of Bun's reads. */
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
@@ -107,8 +110,13 @@ export abstract class TcpRelay implements NatEntry {
     if (this.connClosed) return;
     let rest = chunk;
     if (this.pendingBytes === 0 && this.established) {
-      const n = this.conn.write(chunk);
-      if (n >= chunk.length) return;
+      // A FIN right behind these bytes leaves in their segment, not one Bun poll (and packet) later.
+      const fin = this.hostFd >= 0 && !this.hostEof && finQueued(this.hostFd);
+      const n = this.conn.write(chunk, fin);
+      if (n >= chunk.length) {
+        if (fin) this.hostEnded();
+        return;
+      }
       rest = chunk.subarray(n);
     }
     // A view, not a copy: Bun never reuses a read's buffer (see the top of the file). A read
@@ -124,6 +132,8 @@ export abstract class TcpRelay implements NatEntry {
   }
 
   hostEnded(): void {
+    // Seen early by hostData's peek: Bun's own report of the same EOF follows.
+    if (this.hostEof) return;
     if (this.deps.log.level >= 4) this.deps.log.debug(`EOF from host for ${this.key}`);
     this.hostEof = true;
     this.flushToPeer();

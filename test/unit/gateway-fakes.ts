@@ -70,6 +70,8 @@ export class FakeConn implements TcpConnectionApi {
   /** The peer's SYN sequence number, as the TCP layer reports it. */
   initialPeerSeq = 0;
   shutdownCalled = false;
+  /** The FIN came with a write (write(data, true)), not from a later shutdown(). */
+  finWithData = false;
   closedReason: TcpCloseReason | undefined;
   autoAck = true;
   writeChunkLimit = Number.POSITIVE_INFINITY;
@@ -137,7 +139,7 @@ export class FakeConn implements TcpConnectionApi {
     return this.recvBytes;
   }
 
-  write(data: Uint8Array): number {
+  write(data: Uint8Array, fin = false): number {
     if (this.state !== "ESTABLISHED" && this.state !== "CLOSE-WAIT") return 0;
     if (this.shutdownCalled) throw new Error("write after shutdown");
     const n = Math.min(data.length, this.writeChunkLimit, this.bufferSize - this.unacked);
@@ -145,6 +147,10 @@ export class FakeConn implements TcpConnectionApi {
       this.delivered.push(data.slice(0, n));
       this.deliveredBytes += n;
       this.unacked += n;
+    }
+    if (fin && n === data.length) {
+      this.finWithData = true;
+      this.shutdownCalled = true;
     }
     if (n < data.length) this.wantWritable = true;
     if (this.autoAck) this.scheduleAck();

@@ -261,6 +261,8 @@ describe("TCP bridge", () => {
     conns[1]!.send(enc.encode("HTTP/1.0 200 OK\r\n\r\nhello"), true);
     await until(() => conn.shutdownCalled, 3000, "FIN to the peer");
     expect(new TextDecoder().decode(conn.deliveredConcat())).toBe("HTTP/1.0 200 OK\r\n\r\nhello");
+    // The host's FIN was queued behind the response when the gateway read it: it rides along.
+    expect(conn.finWithData).toBe(process.platform === "linux");
     conn.peerFin();
     await until(() => conns[1]!.eof, 3000, "EOF at the host");
     expect(pauses).toBe(0);

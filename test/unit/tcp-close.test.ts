@@ -35,6 +35,22 @@ describe("TCP close", () => {
     expect(h.out.sent.length).toBe(0);
   });
 
+  test("write(data, fin): the FIN rides in the data segment; a partial write queues no FIN", () => {
+    const h = harness({ bufferSize: 8192 });
+    const { conn, iss } = establish(h, NO_WS);
+    expect(conn.write(bytes(100), true)).toBe(100);
+    expect(conn.state).toBe("FIN-WAIT-1");
+    const seg = h.out.one();
+    expect(seg).toMatchObject({ flags: TCP_ACK | TCP_PSH | TCP_FIN, seq: iss + 1, ack: D });
+    expect(seg.payload.length).toBe(100);
+    expect(conn.write(bytes(1))).toBe(0);
+    const h2 = harness({ bufferSize: 8192 });
+    const e2 = establish(h2, NO_WS);
+    expect(e2.conn.write(bytes(10_000), true)).toBe(8192);
+    expect(e2.conn.state).toBe("ESTABLISHED");
+    for (const s of h2.out.take()) expect(s.flags & TCP_FIN).toBe(0);
+  });
+
   test("we close first: FIN after queued data, FIN-WAIT-1/2, we keep receiving, TIME-WAIT expires after 10 s", () => {
     const h = harness({ bufferSize: 8192 });
     const { conn, iss, rec } = establish(h, NO_WS);

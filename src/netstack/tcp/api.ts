@@ -41,8 +41,11 @@ export interface TcpConnectionApi {
   /** Bytes waiting in the receive buffer. */
   readonly receiveBuffered: number;
 
-  /** Queue bytes to send; returns how many were accepted (copied). 0 when the send buffer is full. */
-  write(data: Uint8Array): number;
+  /**
+   * Queue bytes to send; returns how many were accepted (copied). 0 when the send buffer is full.
+   * `fin`: when all are accepted, shutdown() too, so the FIN can ride in the last data segment.
+   */
+  write(data: Uint8Array, fin?: boolean): number;
   /** Bytes written but not yet acknowledged by the peer. */
   readonly sendBuffered: number;
   /** Send FIN after everything written so far. */

@@ -132,14 +132,16 @@ export class TcpConnection extends TcpInput implements TcpConnectionApi {
     }
   }
 
-  write(data: Uint8Array): number {
+  write(data: Uint8Array, fin = false): number {
     if (this.finQueued || this.closedFired) return 0;
     const s = this.state;
     if (s !== "ESTABLISHED" && s !== "CLOSE-WAIT" && s !== "SYN-SENT" && s !== "SYN-RECEIVED") return 0;
     const n = this.sendBuf.write(data);
     this.opts.stats.sendBufferedBytes += n;
     if (n < data.length) this.writeBlocked = true;
-    if (n > 0) this.trySend();
+    // All taken and the FIN follows: shutdown() sends both, the FIN in the last data segment.
+    if (fin && n === data.length) this.shutdown();
+    else if (n > 0) this.trySend();
     return n;
   }
 
