@@ -268,6 +268,26 @@ describe("TCP bridge", () => {
     expect(pauses).toBe(0);
   });
 
+  test("only a flow's first host reads peek for a FIN: a long exchange's FIN comes on its own", async () => {
+    const { server, conns } = listen();
+    cleanups.push(() => server.stop(true));
+    const gw = makeGateway();
+    const conn = new FakeConn();
+    connect(gw, server.port, conn);
+    await until(() => conn.state === "ESTABLISHED" && conns.length === 1, 3000, "established");
+    const host = conns[0]!;
+    // Six reads (20 ms apart), the FIN queued behind the last: past the peeking reads.
+    for (let i = 0; i < 5; i++) {
+      host.send(enc.encode(`part ${i};`));
+      await until(() => conn.deliveredBytes === 7 * (i + 1), 3000, `part ${i}`);
+      await Bun.sleep(20);
+    }
+    host.send(enc.encode("end"), true);
+    await until(() => conn.shutdownCalled, 3000, "FIN to the peer");
+    expect(new TextDecoder().decode(conn.deliveredConcat())).toBe("part 0;part 1;part 2;part 3;part 4;end");
+    expect(conn.finWithData).toBe(false);
+  });
+
   test("a host that speaks before the peer completes the handshake: its bytes wait, then arrive in order", async () => {
     const greeting = randomBytes(200_000);
     const { server } = listen((c) => c.send(greeting, true));
