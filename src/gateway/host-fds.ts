@@ -141,12 +141,16 @@ function tcpState(lib: Libc, fd: number): number {
   return tcpInfo[0] as number;
 }
 
-function synSentLocalPort(lib: Libc, fd: number): number {
-  if (tcpState(lib, fd) !== TCP_SYN_SENT) return -1;
+/** The local port `fd` is bound to, or -1. */
+function localPort(lib: Libc, fd: number): number {
   sockaddrLen[0] = sockaddr.length;
   if (lib.getsockname(fd, ptr(sockaddr), ptr(sockaddrLen)) !== 0) return -1;
   // sockaddr_in and sockaddr_in6 both keep the port, big-endian, at bytes 2..3.
   return ((sockaddr[2] as number) << 8) | (sockaddr[3] as number);
+}
+
+function synSentLocalPort(lib: Libc, fd: number): number {
+  return tcpState(lib, fd) === TCP_SYN_SENT ? localPort(lib, fd) : -1;
 }
 
 /**
@@ -163,10 +167,8 @@ export function probeConnect(fd: number): PendingConnectFd | "established" | und
   const state = tcpState(lib, fd);
   if (state === TCP_ESTABLISHED) return "established";
   if (state !== TCP_SYN_SENT) return undefined;
-  sockaddrLen[0] = sockaddr.length;
-  if (lib.getsockname(fd, ptr(sockaddr), ptr(sockaddrLen)) !== 0) return undefined;
-  const localPort = ((sockaddr[2] as number) << 8) | (sockaddr[3] as number);
-  return localPort > 0 ? { fd, localPort } : undefined;
+  const port = localPort(lib, fd);
+  return port > 0 ? { fd, localPort: port } : undefined;
 }
 
 /** Abort a connect still in SYN-SENT (Bun then reports a connect error and closes the fd). */

@@ -1,5 +1,5 @@
 import type { IpAddr } from "../netstack/types.ts";
-import type { Logger } from "../util/log.ts";
+import { LOG_LEVELS, type Logger } from "../util/log.ts";
 import { formatIp, formatIpPort } from "./ip-text.ts";
 
 /**
@@ -51,7 +51,7 @@ export class NatTable<E extends NatEntry = NatEntry> {
     this.entries.set(entry.key, entry);
     this.live[entry.kind]++;
     this.created++;
-    if (this.log.level >= 4) this.log.debug(`New NAT entry for ${entry.key}`);
+    if (this.log.level >= LOG_LEVELS.debug) this.log.debug(`New NAT entry for ${entry.key}`);
     return true;
   }
 
@@ -60,7 +60,7 @@ export class NatTable<E extends NatEntry = NatEntry> {
     if (this.entries.get(entry.key) !== entry) return;
     this.entries.delete(entry.key);
     this.live[entry.kind]--;
-    if (this.log.level >= 4) this.log.debug(`Finished serving ${entry.key}`);
+    if (this.log.level >= LOG_LEVELS.debug) this.log.debug(`Finished serving ${entry.key}`);
   }
 
   count(kind: NatKind): number {

@@ -2,6 +2,7 @@ import type { SocketHandler } from "bun";
 import type { TcpConnectionApi } from "../netstack/tcp/api.ts";
 import type { FlowAddrs, UnreachableKind } from "../netstack/types.ts";
 import type { Timer } from "../util/clock.ts";
+import { LOG_LEVELS } from "../util/log.ts";
 import type { FlowTicket } from "./budget.ts";
 import { cancelPendingConnect, nextFd, type PendingConnectFd, probeConnect } from "./host-fds.ts";
 import { synQuote } from "./icmp-quote.ts";
@@ -133,7 +134,7 @@ export class TcpBridge extends TcpRelay {
     // Reads stay on: a host that speaks before the peer completes the handshake has its first read
     // kept in `pending` and the socket paused then (hostData). Pausing every flow up front cost two
     // epoll_ctl calls, a spurious writable wake-up and a TCP_CORK per connection.
-    if (this.deps.log.level >= 4) this.deps.log.debug(`Connected to upstream TCP for ${this.key}`);
+    if (this.deps.log.level >= LOG_LEVELS.debug) this.deps.log.debug(`Connected to upstream TCP for ${this.key}`);
     if (this.acceptedEarly) this.hostSocketReady();
     else this.conn.accept();
   }

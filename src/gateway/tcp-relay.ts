@@ -1,7 +1,7 @@
 import type { Socket, SocketHandler } from "bun";
 import type { TcpCloseReason, TcpConnectionApi } from "../netstack/tcp/api.ts";
 import type { Clock } from "../util/clock.ts";
-import type { Logger } from "../util/log.ts";
+import { LOG_LEVELS, type Logger } from "../util/log.ts";
 import type { FlowTicket } from "./budget.ts";
 import type { DropCounter } from "./drops.ts";
 import { finQueued } from "./host-fds.ts";
@@ -40,18 +40,18 @@ export interface TcpRelayDeps {
 export type HostSocket = Socket<TcpRelay>;
 
 /**
- * The relay between one TCP connection with the peer and one host socket, shared by both
- * directions of flow: TcpBridge (the peer connects out, we Bun.connect) and ReverseTcpBridge (a host
- * client connects to a -t listener, we connect into the tunnel). Subclasses only differ in how the
- * two ends come to exist; everything after (data, backpressure, half-close, teardown) is here.
- */
-/**
  * The first host reads of a flow peek for a FIN behind them (request-response exchanges end
  * within a few reads); a bulk download, read after read, would pay a syscall each (measured +8 %
  * CPU-s/GiB when every read peeked).
  */
 const FIN_PEEK_READS = 4;
 
+/**
+ * The relay between one TCP connection with the peer and one host socket, shared by both
+ * directions of flow: TcpBridge (the peer connects out, we Bun.connect) and ReverseTcpBridge (a host
+ * client connects to a -t listener, we connect into the tunnel). Subclasses only differ in how the
+ * two ends come to exist; everything after (data, backpressure, half-close, teardown) is here.
+ */
 export abstract class TcpRelay implements NatEntry {
   readonly kind = "tcp";
   protected sock: HostSocket | undefined;
@@ -143,7 +143,7 @@ export abstract class TcpRelay implements NatEntry {
   hostEnded(): void {
     // Seen early by hostData's peek: Bun's own report of the same EOF follows.
     if (this.hostEof) return;
-    if (this.deps.log.level >= 4) this.deps.log.debug(`EOF from host for ${this.key}`);
+    if (this.deps.log.level >= LOG_LEVELS.debug) this.deps.log.debug(`EOF from host for ${this.key}`);
     this.hostEof = true;
     this.flushToPeer();
   }
@@ -215,7 +215,7 @@ export abstract class TcpRelay implements NatEntry {
       }
     }
     if (this.conn.readEof) {
-      if (this.deps.log.level >= 4) this.deps.log.debug(`EOF from client for ${this.key}`);
+      if (this.deps.log.level >= LOG_LEVELS.debug) this.deps.log.debug(`EOF from client for ${this.key}`);
       this.hostWriteShut = true;
       sock.shutdown();
       this.maybeCloseHost();
@@ -258,7 +258,8 @@ export abstract class TcpRelay implements NatEntry {
       return;
     }
     this.connClosed = true;
-    if (this.deps.log.level >= 4) this.deps.log.debug(`Client TCP connection ${this.key} closed: ${reason}`);
+    if (this.deps.log.level >= LOG_LEVELS.debug)
+      this.deps.log.debug(`Client TCP connection ${this.key} closed: ${reason}`);
     if (reason === "closed") {
       // Graceful: both FINs went through; let the host socket close normally.
       this.sock?.end();

@@ -13,7 +13,7 @@
  * transport needs no MTU: it learns it from the traffic.
  */
 
-import type { Logger } from "../util/log.ts";
+import { LOG_LEVELS, type Logger } from "../util/log.ts";
 
 /** Segments per super-datagram (the kernel's UDP_MAX_SEGMENTS; 128 in newer kernels, 64 in all). */
 export const GSO_MAX_SEGMENTS = 64;
@@ -269,7 +269,8 @@ export class GsoControl {
   failed(e: unknown, g: number): boolean {
     if (g !== 0 && !this.suspect && isGsoRefusal(e)) {
       this.suspect = true;
-      if (this.log.level >= 4) this.log.debug(`udp GSO send failed: ${e instanceof Error ? e.message : String(e)}`);
+      if (this.log.level >= LOG_LEVELS.debug)
+        this.log.debug(`udp GSO send failed: ${e instanceof Error ? e.message : String(e)}`);
       this.use(0);
       return this.segmentSize === 0;
     }

@@ -16,7 +16,7 @@
  *   message (the segment size), so a coalesced receive could not be split back.
  */
 import { type Endpoint, formatEndpoint, unmapV4 } from "../util/endpoint.ts";
-import { type Logger, silentLogger } from "../util/log.ts";
+import { LOG_LEVELS, type Logger, silentLogger } from "../util/log.ts";
 import { GsoBatcher, GsoControl, type SendArgs } from "./gso.ts";
 import { getSocketBuffer, setSocketBuffer, setUdpSegment, socketFd } from "./sockopt.ts";
 import type { DatagramTransport } from "./types.ts";
@@ -267,7 +267,7 @@ export class UdpTransport implements DatagramTransport {
 
   private sendFailed(q: SendArgs, i: number, e: unknown): void {
     this.stats.sendErrors++;
-    if (this.stats.sendErrors <= 10 || this.log.level >= 4) {
+    if (this.stats.sendErrors <= 10 || this.log.level >= LOG_LEVELS.debug) {
       const to = { address: q[i * 3 + 2] as string, port: q[i * 3 + 1] as number };
       this.log.debug(`udp send to ${safeFormat(to)} failed: ${e instanceof Error ? e.message : String(e)}`);
     }
@@ -285,7 +285,8 @@ export class UdpTransport implements DatagramTransport {
     const code = (e as { code?: unknown } | undefined)?.code;
     if (code === "ECONNREFUSED") this.stats.unreachable++;
     else this.stats.socketErrors++;
-    if (this.log.level >= 4) this.log.debug(`udp socket error: ${e instanceof Error ? e.message : String(e)}`);
+    if (this.log.level >= LOG_LEVELS.debug)
+      this.log.debug(`udp socket error: ${e instanceof Error ? e.message : String(e)}`);
   }
 
   close(): void {

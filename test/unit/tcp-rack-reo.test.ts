@@ -4,6 +4,23 @@ import { SackScoreboard } from "../../src/netstack/tcp/sack.ts";
 import { TCP_ACK, TCP_SYN } from "../../src/wire/tcp.ts";
 import { bytes, harness, PEER_ISS } from "./tcp-harness.ts";
 
+/** A connection (SACK, window scale) whose handshake took 20 ms: SRTT 20, RTO 220 ms, PTO 40 ms. */
+function connected(cc?: "cubic" | "bbr") {
+  const h = harness(cc ? { congestionControl: cc } : {});
+  h.peer({ seq: PEER_ISS, flags: TCP_SYN, window: 65535, mss: 1460, windowScale: 7, sackPermitted: true });
+  const { conn } = h.connects[0]!;
+  conn.accept();
+  const iss = h.out.one().seq;
+  h.clock.advance(20);
+  h.peer({ seq: PEER_ISS + 1, ack: iss + 1, flags: TCP_ACK, window: 65535 });
+  const mss = 1420;
+  const seg = (i: number) => (iss + 1 + i * mss) >>> 0;
+  const ack = (n: number, sack?: [number, number][]) =>
+    h.peer({ seq: PEER_ISS + 1, ack: seg(n), flags: TCP_ACK, window: 65535, ...(sack ? { sack } : {}) });
+  const debug = () => (conn as unknown as { debug: { cwnd: number; rto: number; inRecovery: boolean } }).debug;
+  return { h, conn, seg, ack, mss, debug };
+}
+
 describe("RACK reordering window (RFC 8985 §6.2 step 4)", () => {
   test("min_RTT/4 by default, 0 in recovery or past DupThresh until reordering is seen, at most SRTT", () => {
     const log = new RackLog();
@@ -50,18 +67,7 @@ describe("RACK reordering window (RFC 8985 §6.2 step 4)", () => {
   });
 
   test("a D-SACK from the peer for a spurious retransmission delays the next reordering timer", () => {
-    const h = harness();
-    // A handshake taking 20 ms: SRTT 20 (so the tail loss probe waits 40 ms).
-    h.peer({ seq: PEER_ISS, flags: TCP_SYN, window: 65535, mss: 1460, windowScale: 7, sackPermitted: true });
-    const { conn } = h.connects[0]!;
-    conn.accept();
-    const iss = h.out.one().seq;
-    h.clock.advance(20);
-    h.peer({ seq: PEER_ISS + 1, ack: iss + 1, flags: TCP_ACK, window: 65535 });
-    const mss = 1420;
-    const seg = (i: number) => (iss + 1 + i * mss) >>> 0;
-    const ack = (n: number, sack?: [number, number][]) =>
-      h.peer({ seq: PEER_ISS + 1, ack: seg(n), flags: TCP_ACK, window: 65535, ...(sack ? { sack } : {}) });
+    const { h, conn, seg, ack, mss, debug } = connected();
     conn.write(bytes(10 * mss));
     expect(h.out.take().length).toBe(10);
     h.clock.advance(20);
@@ -76,7 +82,7 @@ describe("RACK reordering window (RFC 8985 §6.2 step 4)", () => {
     ack(4);
     ack(4, [[seg(2), seg(3)]]);
     ack(10);
-    expect((conn as unknown as { debug: { inRecovery: boolean } }).debug.inRecovery).toBe(false);
+    expect(debug().inRecovery).toBe(false);
     h.out.take();
     // The next flight (10-11, as cwnd allows): 10 missing, 11 SACKed. Now the window is 2 x min_RTT/4.
     conn.write(bytes(10 * mss));
@@ -95,23 +101,6 @@ describe("RACK reordering window (RFC 8985 §6.2 step 4)", () => {
 });
 
 describe("tail loss probe outcome (RFC 8985 §7.4)", () => {
-  /** A connection with SRTT 20 ms (RTO 220 ms). */
-  function connected(cc: "cubic" | "bbr") {
-    const h = harness({ congestionControl: cc });
-    h.peer({ seq: PEER_ISS, flags: TCP_SYN, window: 65535, mss: 1460, windowScale: 7, sackPermitted: true });
-    const { conn } = h.connects[0]!;
-    conn.accept();
-    const iss = h.out.one().seq;
-    h.clock.advance(20);
-    h.peer({ seq: PEER_ISS + 1, ack: iss + 1, flags: TCP_ACK, window: 65535 });
-    const mss = 1420;
-    const seg = (i: number) => (iss + 1 + i * mss) >>> 0;
-    const ack = (n: number, sack?: [number, number][]) =>
-      h.peer({ seq: PEER_ISS + 1, ack: seg(n), flags: TCP_ACK, window: 65535, ...(sack ? { sack } : {}) });
-    const debug = () => (conn as unknown as { debug: { cwnd: number; rto: number } }).debug;
-    return { h, conn, seg, ack, mss, debug };
-  }
-
   /** ...whose 4-segment flight goes unanswered until the probe. */
   function probed(cc: "cubic" | "bbr") {
     const c = connected(cc);
