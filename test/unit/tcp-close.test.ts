@@ -5,6 +5,9 @@ import { bytes, establish, harness, PEER_ISS } from "./tcp-harness.ts";
 const D = PEER_ISS + 1;
 const NO_WS = { mss: 1460 };
 
+/** The states of the layer's flows: a retired connection's TIME-WAIT lives on in the layer's table. */
+const flowStates = (h: ReturnType<typeof harness>) => [...h.layer.flows()].map((f) => f.state);
+
 describe("TCP close", () => {
   test("peer closes first: CLOSE-WAIT, readEof, we keep sending, then LAST-ACK -> CLOSED", () => {
     const h = harness({ bufferSize: 8192 });
@@ -97,7 +100,10 @@ describe("TCP close", () => {
     h.out.take();
     h.peer({ seq: D, ack: iss + 2, flags: TCP_ACK | TCP_FIN });
     h.out.take();
-    expect(conn.state).toBe("TIME-WAIT");
+    // The app heard onClosed: the connection is released, its 4-tuple waits in the layer's table.
+    expect(conn.state).toBe("CLOSED");
+    expect(flowStates(h)).toEqual(["TIME-WAIT"]);
+    expect(h.layer.stats.timeWaitFlows).toBe(1);
     return { conn, iss };
   }
 
@@ -126,7 +132,8 @@ describe("TCP close", () => {
     const h = harness({ bufferSize: 8192 });
     const { conn, iss } = timeWait(h);
     h.peer({ seq: D - 5, flags: TCP_SYN, window: 65535, mss: 1460 });
-    expect(conn.state).toBe("TIME-WAIT");
+    expect(conn.state).toBe("CLOSED");
+    expect(flowStates(h)).toEqual(["TIME-WAIT"]);
     expect(h.connects.length).toBe(1);
     expect(h.out.one()).toMatchObject({ flags: TCP_ACK, seq: iss + 2, ack: D + 1 });
     expect(h.layer.stats.timeWaitReopens).toBe(0);
@@ -152,7 +159,8 @@ describe("TCP close", () => {
     expect(conn.state).toBe("CLOSING");
     expect(h.out.one()).toMatchObject({ flags: TCP_ACK, seq: iss + 2, ack: D + 1 });
     h.peer({ seq: D + 1, ack: iss + 2, flags: TCP_ACK });
-    expect(conn.state).toBe("TIME-WAIT");
+    expect(conn.state).toBe("CLOSED");
+    expect(flowStates(h)).toEqual(["TIME-WAIT"]);
     expect(rec.closed).toEqual(["closed"]);
     h.clock.advance(10_000);
     expect(h.layer.liveConnections).toBe(0);
@@ -164,7 +172,7 @@ describe("TCP close", () => {
     conn.shutdown();
     h.out.take();
     h.peer({ seq: D, ack: iss + 2, flags: TCP_ACK | TCP_FIN });
-    expect(conn.state).toBe("TIME-WAIT");
+    expect(flowStates(h)).toEqual(["TIME-WAIT"]);
     expect(h.out.one()).toMatchObject({ flags: TCP_ACK, seq: iss + 2, ack: D + 1 });
   });
 

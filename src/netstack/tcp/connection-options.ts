@@ -8,6 +8,7 @@ import type { FairShare } from "./fair-share.ts";
 import type { PeerPath } from "./peer-path.ts";
 import type { TcpStats } from "./stats.ts";
 import type { TcpControlBlock } from "./tcb.ts";
+import type { TimeWaitTable } from "./time-wait.ts";
 
 export interface TcpConnectionOptions {
   output: IpOutput;
@@ -50,4 +51,9 @@ export interface TcpConnectionOptions {
   fairShare?: FairShare;
   /** Hold the turn's ACK of a short segment back (delayed-ack.ts); absent: ACK every turn. */
   delayAck?: (conn: TcpControlBlock) => void;
+  /**
+   * Where the flow's TIME-WAIT goes once the app has heard onClosed (time-wait.ts), under `key`
+   * (the layer's demux key); absent: the connection itself waits out TIME-WAIT.
+   */
+  timeWait?: { table: TimeWaitTable; key: string };
 }

@@ -20,27 +20,6 @@ export abstract class TcpInput extends TcpTimers {
     if (this.events !== 0) this.queueTurn();
   }
 
-  /**
-   * A new SYN for this 4-tuple while in TIME-WAIT (the peer reuses its port: a client making many
-   * connections does within seconds). RFC 9293 §3.10.7.4 lets TIME-WAIT accept it as a new
-   * connection when it cannot belong to the old one: its sequence number is past the old
-   * incarnation's (RFC 1122 §4.2.2.13), or its timestamp is newer (RFC 6191), as Linux does. This
-   * incarnation leaves at once and the answer is the ISS for the new one, above everything this one
-   * sent; -1 when the segment is not such a SYN (it goes through the ordinary TIME-WAIT checks, whose
-   * challenge ACK would cost the client a RST and a SYN retransmission).
-   */
-  reopenIss(seg: TcpSegmentIn): number {
-    // Not while the app still reads the old incarnation's last bytes (its onClosed is pending).
-    if (this.released || this.state !== "TIME-WAIT" || !this.closedFired) return -1;
-    if ((seg.flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) !== TCP_SYN) return -1;
-    const newerTs = this.tsEnabled && seg.options.hasTimestamp && seqGt(seg.options.tsVal, this.tsRecent);
-    if (!seqGt(seg.seq, this.rcvNxt) && !newerTs) return -1;
-    this.opts.stats.timeWaitReopens++;
-    const iss = seqAdd(this.sndMax, 65535 + 2);
-    this.release();
-    return iss;
-  }
-
   /** Passive open before accept(): only the peer's SYN retransmissions and RST matter. */
   protected inputPending(seg: TcpSegmentIn): void {
     if (seg.flags & TCP_RST) {

@@ -28,6 +28,7 @@ import { emitReset, TcpSegmentIn } from "./segment.ts";
 import { seqAdd } from "./seq.ts";
 import { TcpStats } from "./stats.ts";
 import type { TcpControlBlock } from "./tcb.ts";
+import { TimeWaitTable } from "./time-wait.ts";
 
 export interface TcpLayerOptions {
   output: IpOutput;
@@ -110,6 +111,8 @@ function sameAddr(a: IpAddr, b: IpAddr): boolean {
 export class TcpLayer {
   readonly stats = new TcpStats();
   private readonly table = new Map<string, TcpConnection>();
+  /** 4-tuples in TIME-WAIT whose connections are gone (time-wait.ts); they count as flows. */
+  private readonly timeWait: TimeWaitTable;
   /** Per remote address, what its flows share (peer-path.ts); entries live as long as their flows. */
   private readonly paths = new PeerPaths();
   /** Every flow's data segments take turns here (fair-share.ts); with pacing only. */
@@ -145,10 +148,17 @@ export class TcpLayer {
     this.ccFactory = typeof cc === "function" ? cc : CC_FACTORIES[cc];
     const delay = opts.delayedAckMs ?? DEFAULT_DELAYED_ACK_MS;
     this.delayedAcks = delay > 0 ? new DelayedAcks(opts.clock, delay) : null;
+    this.timeWait = new TimeWaitTable(opts.clock, opts.output, this.stats);
   }
 
+  /** Flows held: connections and 4-tuples in TIME-WAIT. */
   get liveConnections(): number {
-    return this.table.size;
+    return this.table.size + this.timeWait.size;
+  }
+
+  /** Room for one more flow: below maxConnections, or a TIME-WAIT entry gives its place up. */
+  private hasRoom(): boolean {
+    return this.table.size + this.timeWait.size < this.maxConnections || this.timeWait.evictOldest();
   }
 
   /** Per-flow buffer occupancy (the global sums are in stats). */
@@ -164,6 +174,19 @@ export class TcpLayer {
         receiveBuffered: c.receiveBuffered,
         outOfOrderBuffered: c.outOfOrderBuffered,
         cwnd: c.congestionWindow,
+      };
+    }
+    for (const e of this.timeWait.values()) {
+      yield {
+        local: e.local,
+        localPort: e.localPort,
+        remote: e.remote,
+        remotePort: e.remotePort,
+        state: "TIME-WAIT",
+        sendBuffered: 0,
+        receiveBuffered: 0,
+        outOfOrderBuffered: 0,
+        cwnd: 0,
       };
     }
   }
@@ -221,8 +244,7 @@ export class TcpLayer {
       last.remotePort === seg.srcPort &&
       last.localPort === seg.dstPort &&
       sameAddr(last.remote, src) &&
-      sameAddr(last.local, dst) &&
-      last.state !== "TIME-WAIT"
+      sameAddr(last.local, dst)
     ) {
       last.handleSegment(seg);
       return;
@@ -230,13 +252,15 @@ export class TcpLayer {
     const key = flowKey(src, seg.srcPort, dst, seg.dstPort);
     const conn = this.table.get(key);
     if (conn) {
-      const iss = conn.state === "TIME-WAIT" ? conn.reopenIss(seg) : -1;
-      if (iss !== -1) {
-        this.openPassive(key, src, dst, seg, iss);
-        return;
-      }
       this.lastFlow = conn;
       conn.handleSegment(seg);
+      return;
+    }
+    const tw = this.timeWait.size > 0 ? this.timeWait.get(key) : undefined;
+    if (tw) {
+      const iss = this.timeWait.reopenIss(tw, seg);
+      if (iss !== -1) this.openPassive(key, src, dst, seg, iss);
+      else this.timeWait.input(tw, seg);
       return;
     }
     const f = seg.flags;
@@ -246,7 +270,7 @@ export class TcpLayer {
       return;
     }
     if ((f & (TCP_SYN | TCP_ACK | TCP_FIN)) === TCP_SYN) {
-      if (this.table.size >= this.maxConnections) {
+      if (!this.hasRoom()) {
         stats.connectionsRejected++;
         stats.drop("tcp-max-connections");
         this.resetFor(src, dst, seg);
@@ -264,8 +288,9 @@ export class TcpLayer {
     const local = flow.src.slice();
     const remote = flow.dst.slice();
     const key = flowKey(remote, flow.dstPort, local, flow.srcPort);
-    if (this.table.has(key)) throw new Error("tcp connect: a connection for this 4-tuple already exists");
-    if (this.table.size >= this.maxConnections) {
+    if (this.table.has(key) || this.timeWait.get(key))
+      throw new Error("tcp connect: a connection for this 4-tuple already exists");
+    if (!this.hasRoom()) {
       this.stats.connectionsRejected++;
       throw new Error("tcp connect: too many connections");
     }
@@ -287,6 +312,7 @@ export class TcpLayer {
   close(): void {
     for (const conn of [...this.table.values()]) conn.abort();
     this.table.clear();
+    this.timeWait.clear();
     this.delayedAcks?.clear();
     this.lastFlow = null;
   }
@@ -330,6 +356,7 @@ export class TcpLayer {
       path,
       fairShare: this.fairShare,
       delayAck: this.delayedAcks ? this.delayAckBound : undefined,
+      timeWait: { table: this.timeWait, key },
       onGone: (c) => {
         this.paths.release(remote, path);
         if (this.table.get(key) === c) this.table.delete(key);

@@ -34,6 +34,10 @@ export class TcpStats {
   keepaliveTimeouts = 0;
   /** SYNs that reopened a 4-tuple still in TIME-WAIT as a new connection (RFC 9293 §3.10.7.4). */
   timeWaitReopens = 0;
+  /** 4-tuples in TIME-WAIT now, kept as a few numbers each (time-wait.ts), not as connections. */
+  timeWaitFlows = 0;
+  /** TIME-WAIT entries dropped early to make room for a new connection (the table was full). */
+  timeWaitEvicted = 0;
   /** SYNs refused (RST) because the layer already held maxConnections flows. */
   connectionsRejected = 0;
   /** Bytes written by apps and not yet acknowledged, over all flows. */

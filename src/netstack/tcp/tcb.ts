@@ -18,6 +18,7 @@ import {
   DEFAULT_MSS_V4,
   DEFAULT_MSS_V6,
   KEEPALIVE_IDLE_MS,
+  TIME_WAIT_MS,
   TIMESTAMP_OPTION_BYTES,
   windowScaleFor,
 } from "./constants.ts";
@@ -320,9 +321,38 @@ export abstract class TcpControlBlock {
       if (ev & EV_ESTABLISHED) this.onEstablished();
       if (ev & EV_READABLE && !this.closedFired) this.onReadable();
       if (ev & EV_WRITABLE && !this.closedFired) this.onWritable();
-      if (ev & EV_CLOSED && this.closePending && this.recvBuf.length === 0) this.fireClosed("closed");
+      if (ev & EV_CLOSED && this.closePending && this.recvBuf.length === 0) {
+        this.fireClosed("closed");
+        if (this.state === "TIME-WAIT") this.retireToTimeWait();
+      }
     }
     this.events = 0;
+  }
+
+  /**
+   * TIME-WAIT with nothing left for the app: the layer's TIME-WAIT table takes over the 4-tuple
+   * (time-wait.ts) and this connection is released, so what it holds is freed now, not in 2*MSL.
+   */
+  private retireToTimeWait(): void {
+    const tw = this.opts.timeWait;
+    if (!tw || this.released) return;
+    const rcvWnd = this.acceptWindow();
+    tw.table.add(tw.key, {
+      local: this.local,
+      localPort: this.localPort,
+      remote: this.remote,
+      remotePort: this.remotePort,
+      sndMax: this.sndMax,
+      rcvNxt: this.rcvNxt,
+      rcvWnd,
+      windowField: Math.min(65535, Math.floor(rcvWnd / 2 ** this.rcvShift)),
+      maxSndWnd: this.maxSndWnd,
+      tsEnabled: this.tsEnabled,
+      tsRecent: this.tsRecent,
+      tsOffset: this.tsOffset,
+      expiresAt: this.auxTimer.deadline >= 0 ? this.auxTimer.deadline : this.opts.clock.now() + TIME_WAIT_MS,
+    });
+    this.release();
   }
 
   protected fireClosed(reason: TcpCloseReason): void {
