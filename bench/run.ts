@@ -14,7 +14,7 @@
 //   bun bench/run.ts [--time S] [--runs N] [--streams N] [--only wgslirpy|reference] [--no-impair]
 //                    [--no-ipv6] [--only-rows a,b] [--syscalls] [--cpu-prof DIR] [--tcp-buffer-size N]
 // After the iperf rows, on the direct path: new TCP connections per second (--conns N fresh HTTP
-// connections in a row, default 500; 0 skips) and fairness (--fairness-flows F concurrent echo flows
+// connections in a row, default 500, --runs times, the median; 0 skips) and fairness (--fairness-flows F concurrent echo flows
 // for --fairness-seconds S, default 200 for 180 s; 0 skips): the slowest flow's bytes over the median's,
 // with UDP receive-buffer drops and kernel TCP timeouts in each namespace and the gateway's TCP counters
 // (bench/fairness.ts). --fairness-control adds the same client and echo server over loopback in one
@@ -119,6 +119,8 @@ interface ConnsResult {
   perSecond: number;
   /** CPU seconds (user + sys) of the gateway process over the run (bench side). */
   cpuS?: number;
+  /** Connections per second of every run (--runs), in order; this result is their median. */
+  runs?: number[];
 }
 const extra: Partial<Record<PathName, { conns?: ConnsResult; fairness?: FairnessRun; cpuS?: number }>> = {};
 let fairLoopback: FairnessRun | undefined;
@@ -138,14 +140,23 @@ async function measureFlows(path: PathName, w: World, probe: Probe): Promise<voi
   const e: NonNullable<(typeof extra)[PathName]> = {};
   extra[path] = e;
   if (connsN > 0) {
-    process.stderr.write(`${path}: ${connsN} connections in a row...\n`);
-    const t0 = await cpuSeconds(probe.pid);
-    e.conns = await runJson<ConnsResult>(
-      w.t.peer,
-      ["python3", FLOWS_PY, "conns", ADDR.inet4, String(PORTS.http), String(connsN)],
-      connsN * 1000 + 30_000,
-    );
-    if (e.conns) e.conns.cpuS = (await cpuSeconds(probe.pid)) - t0;
+    // As every row: --runs times, the median reported (by connections per second).
+    const all: ConnsResult[] = [];
+    for (let i = 0; i < runs; i++) {
+      process.stderr.write(`${path}: ${connsN} connections in a row (run ${i + 1} of ${runs})...\n`);
+      const t0 = await cpuSeconds(probe.pid);
+      const r = await runJson<ConnsResult>(
+        w.t.peer,
+        ["python3", FLOWS_PY, "conns", ADDR.inet4, String(PORTS.http), String(connsN)],
+        connsN * 1000 + 30_000,
+      );
+      if (!r) continue;
+      r.cpuS = (await cpuSeconds(probe.pid)) - t0;
+      all.push(r);
+    }
+    const sorted = [...all].sort((x, y) => x.perSecond - y.perSecond);
+    e.conns = sorted[(sorted.length - 1) >> 1];
+    if (e.conns) e.conns.runs = all.map((r) => r.perSecond);
   }
   if (fairSeconds > 0) {
     process.stderr.write(`${path}: fairness, ${fairFlows} echo flows for ${fairSeconds} s...\n`);
@@ -380,12 +391,13 @@ async function main(): Promise<number> {
     const c = (x: ConnsResult | undefined) =>
       x
         ? `${x.perSecond.toFixed(0)}/s${x.errors ? ` (${x.errors} failed)` : ""}` +
-          (x.cpuS !== undefined && x.ok > 0 ? ` (${((x.cpuS * 1000) / x.ok).toFixed(2)} CPU-ms/conn)` : "")
+          (x.cpuS !== undefined && x.ok > 0 ? ` (${((x.cpuS * 1000) / x.ok).toFixed(2)} CPU-ms/conn)` : "") +
+          (x.runs && x.runs.length > 1 ? ` [runs: ${x.runs.map((v) => v.toFixed(0)).join(", ")}]` : "")
         : "-";
     const r =
       a?.conns && b?.conns && b.conns.perSecond > 0 ? `${(a.conns.perSecond / b.conns.perSecond).toFixed(2)}x` : "-";
     console.log(
-      `new TCP connections (${connsN} HTTP GETs in a row): wgslirpy ${c(a?.conns)}, ref ${c(b?.conns)}, ratio ${r}`,
+      `new TCP connections (${connsN} HTTP GETs in a row, median of ${runs}): wgslirpy ${c(a?.conns)}, ref ${c(b?.conns)}, ratio ${r}`,
     );
   }
   if (fairSeconds > 0) {
