@@ -117,6 +117,10 @@ test("TCP: 2 MiB upload, half-close, server replies with sha256 after EOF; 4 MiB
     }
     c2.shutdown();
     await until(() => gw.stats().liveTcp === 0, 5000, "tcp flows to end");
+    // The server closed c2 first, so the gateway's side of it waits out TIME-WAIT: as an entry of the
+    // TCP layer's table (time-wait.ts), the connection and its relay already gone. c1's client closed
+    // first, so the gateway ended it from LAST-ACK and keeps nothing.
+    await until(() => gw.stats().tcp.timeWaitFlows === 1, 5000, "c2 in TIME-WAIT");
   } finally {
     server.stop(true);
   }
