@@ -11,6 +11,7 @@ import {
   policyRulesFrom,
   watchHostAddresses,
 } from "./gateway/policy.ts";
+import type { TcpStats } from "./netstack/tcp/stats.ts";
 import { LABELLED, toPrometheus } from "./observe/metrics.ts";
 import { peerMetricLabels, RejectionReporter } from "./observe/peer-log.ts";
 import { startStatsServer } from "./observe/stats-server.ts";
@@ -42,7 +43,8 @@ export interface GatewayStats {
   transport: UdpTransportStats;
   tunnel: unknown;
   netstack: unknown;
-  tcp: unknown;
+  /** The TCP layer's counters (segments, retransmissions, TIME-WAIT entries, drops by reason). */
+  tcp: TcpStats;
   gateway: ReturnType<Gateway["stats"]>;
   liveTcp: number;
   liveUdp: number;
