@@ -10,7 +10,7 @@ import { DropCounter } from "../../src/gateway/drops.ts";
 import { type HostSocket, TcpRelay } from "../../src/gateway/tcp-relay.ts";
 import { VirtualClock } from "../../src/util/clock.ts";
 import { silentLogger } from "../../src/util/log.ts";
-import { FakeConn } from "./gateway-fakes.ts";
+import { FakeConn, until } from "./gateway-fakes.ts";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -105,7 +105,7 @@ describe("TcpRelay host -> peer", () => {
     });
     relay.attach();
     conn.accept();
-    await new Promise((r) => setTimeout(r, 5)); // FakeConn establishes after 1 ms
+    await until(() => conn.state === "ESTABLISHED", 3000, "established"); // FakeConn establishes after 1 ms
     const first = pattern(10_000, 1);
     const second = pattern(3_000, 2);
     relay.hostData(first);
