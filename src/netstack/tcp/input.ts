@@ -4,8 +4,8 @@
  */
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from "../../wire/tcp.ts";
 import { TIME_WAIT_MS } from "./constants.ts";
-import { emitReset, type TcpSegmentIn } from "./segment.ts";
-import { seqAdd, seqDiff, seqGe, seqGt, seqInRange, seqLe, seqLt } from "./seq.ts";
+import { emitReset, segmentAcceptable, type TcpSegmentIn } from "./segment.ts";
+import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from "./seq.ts";
 import { EV_READABLE, OOW_ACK_INTERVAL_MS } from "./tcb.ts";
 import { TcpTimers } from "./timers.ts";
 
@@ -98,21 +98,9 @@ export abstract class TcpInput extends TcpTimers {
       this.synReceivedSyn(seg);
       return;
     }
+    // First: sequence number acceptability.
     const wnd = this.acceptWindow();
-    const rcvEnd = seqAdd(this.rcvNxt, wnd);
-
-    // First: sequence number acceptability. A zero window still takes the ACK of a segment at
-    // RCV.NXT (its data is trimmed below), per the "special allowance" of §3.10.7.4.
-    let acceptable: boolean;
-    // A segment without data exactly at the right edge is accepted too (as Linux does): a peer that
-    // filled our window sends its pure ACKs with SEQ = that edge, and refusing them (each side
-    // answering the other's "unacceptable" ACK with its own) is an endless ACK ping-pong.
-    if (segLen === 0) acceptable = seqLe(this.rcvNxt, seg.seq) && seqLe(seg.seq, rcvEnd);
-    else if (wnd === 0) acceptable = seg.seq === this.rcvNxt;
-    else
-      acceptable =
-        seqInRange(seg.seq, this.rcvNxt, rcvEnd) || seqInRange(seqAdd(seg.seq, segLen - 1), this.rcvNxt, rcvEnd);
-    if (!acceptable) {
+    if (!segmentAcceptable(seg.seq, segLen, this.rcvNxt, wnd)) {
       if (f & TCP_RST) {
         stats.drop("tcp-rst-out-of-window");
         return;

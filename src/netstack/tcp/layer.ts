@@ -176,12 +176,12 @@ export class TcpLayer {
         cwnd: c.congestionWindow,
       };
     }
-    for (const e of this.timeWait.values()) {
+    for (const { tw } of this.timeWait.values()) {
       yield {
-        local: e.local,
-        localPort: e.localPort,
-        remote: e.remote,
-        remotePort: e.remotePort,
+        local: tw.local,
+        localPort: tw.localPort,
+        remote: tw.remote,
+        remotePort: tw.remotePort,
         state: "TIME-WAIT",
         sendBuffered: 0,
         receiveBuffered: 0,

@@ -5,6 +5,7 @@
  */
 import { emitTcpHeader, TcpHeaderFields, TcpOptions, tcpHeaderLength, writeTcpChecksum } from "../../wire/tcp.ts";
 import { IPPROTO_TCP, type IpAddr, type IpOutput, ipHeaderLength } from "../types.ts";
+import { seqAdd, seqInRange, seqLe } from "./seq.ts";
 
 export class TcpSegmentIn {
   srcPort = 0;
@@ -69,4 +70,19 @@ export function emitReset(
   h.flags = flags;
   h.window = 0;
   emitSegment(output, local, remote, 0, null);
+}
+
+/**
+ * RFC 9293 §3.10.7.4, first check: may a segment of `segLen` (data + SYN + FIN) at `seq` be
+ * processed with RCV.NXT = `rcvNxt` and `wnd` bytes of window? A zero window still takes a segment
+ * at RCV.NXT (its data is trimmed by the caller), per the "special allowance". A segment without
+ * data exactly at the right edge is accepted too (as Linux does): a peer that filled our window
+ * sends its pure ACKs with SEQ = that edge, and refusing them (each side answering the other's
+ * "unacceptable" ACK with its own) is an endless ACK ping-pong.
+ */
+export function segmentAcceptable(seq: number, segLen: number, rcvNxt: number, wnd: number): boolean {
+  const rcvEnd = seqAdd(rcvNxt, wnd);
+  if (segLen === 0) return seqLe(rcvNxt, seq) && seqLe(seq, rcvEnd);
+  if (wnd === 0) return seq === rcvNxt;
+  return seqInRange(seq, rcvNxt, rcvEnd) || seqInRange(seqAdd(seq, segLen - 1), rcvNxt, rcvEnd);
 }

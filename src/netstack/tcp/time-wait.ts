@@ -23,8 +23,8 @@ import type { Clock, Timer } from "../../util/clock.ts";
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from "../../wire/tcp.ts";
 import type { IpAddr, IpOutput } from "../types.ts";
 import { TIME_WAIT_MS } from "./constants.ts";
-import { emitSegment, scratchHeader, type TcpSegmentIn } from "./segment.ts";
-import { seqAdd, seqGe, seqGt, seqInRange, seqLe, seqLt } from "./seq.ts";
+import { emitSegment, scratchHeader, segmentAcceptable, type TcpSegmentIn } from "./segment.ts";
+import { seqAdd, seqGe, seqGt, seqLe, seqLt } from "./seq.ts";
 import type { TcpStats } from "./stats.ts";
 import { OOW_ACK_INTERVAL_MS } from "./tcb.ts";
 
@@ -52,20 +52,8 @@ export interface TimeWaitState {
   expiresAt: number;
 }
 
-export class TimeWaitEntry implements TimeWaitState {
-  local: IpAddr;
-  localPort: number;
-  remote: IpAddr;
-  remotePort: number;
-  sndMax: number;
-  rcvNxt: number;
-  rcvWnd: number;
-  windowField: number;
-  maxSndWnd: number;
-  tsEnabled: boolean;
-  tsRecent: number;
-  tsOffset: number;
-  expiresAt: number;
+/** A 4-tuple's place in the table: its state, and the table's bookkeeping. */
+export class TimeWaitEntry {
   lastOowAck = Number.NEGATIVE_INFINITY;
   /** A FIN restarted the wait after the entry took its place in line. */
   restarted = false;
@@ -74,22 +62,8 @@ export class TimeWaitEntry implements TimeWaitState {
 
   constructor(
     readonly key: string,
-    s: TimeWaitState,
-  ) {
-    this.local = s.local;
-    this.localPort = s.localPort;
-    this.remote = s.remote;
-    this.remotePort = s.remotePort;
-    this.sndMax = s.sndMax;
-    this.rcvNxt = s.rcvNxt;
-    this.rcvWnd = s.rcvWnd;
-    this.windowField = s.windowField;
-    this.maxSndWnd = s.maxSndWnd;
-    this.tsEnabled = s.tsEnabled;
-    this.tsRecent = s.tsRecent;
-    this.tsOffset = s.tsOffset;
-    this.expiresAt = s.expiresAt;
-  }
+    readonly tw: TimeWaitState,
+  ) {}
 }
 
 export class TimeWaitTable {
@@ -127,7 +101,7 @@ export class TimeWaitTable {
     this.map.set(key, e);
     this.line.push(e);
     this.stats.timeWaitFlows = this.map.size;
-    if (this.timer.deadline < 0) this.timer.setAt(e.expiresAt);
+    if (this.timer.deadline < 0) this.timer.setAt(e.tw.expiresAt);
   }
 
   /** Make room for a new connection: the entry closest to expiring leaves. False when empty. */
@@ -160,26 +134,22 @@ export class TimeWaitTable {
    * retransmission).
    */
   reopenIss(e: TimeWaitEntry, seg: TcpSegmentIn): number {
+    const t = e.tw;
     if ((seg.flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) !== TCP_SYN) return -1;
-    const newerTs = e.tsEnabled && seg.options.hasTimestamp && seqGt(seg.options.tsVal, e.tsRecent);
-    if (!seqGt(seg.seq, e.rcvNxt) && !newerTs) return -1;
+    const newerTs = t.tsEnabled && seg.options.hasTimestamp && seqGt(seg.options.tsVal, t.tsRecent);
+    if (!seqGt(seg.seq, t.rcvNxt) && !newerTs) return -1;
     this.stats.timeWaitReopens++;
     this.remove(e);
-    return seqAdd(e.sndMax, 65535 + 2);
+    return seqAdd(t.sndMax, 65535 + 2);
   }
 
   /** Any other segment for the 4-tuple (RFC 9293 §3.10.7.4 in TIME-WAIT). */
   input(e: TimeWaitEntry, seg: TcpSegmentIn): void {
+    const t = e.tw;
     const f = seg.flags;
     const stats = this.stats;
     const segLen = seg.payloadLength + (f & TCP_SYN ? 1 : 0) + (f & TCP_FIN ? 1 : 0);
-    const rcvEnd = seqAdd(e.rcvNxt, e.rcvWnd);
-    let acceptable: boolean;
-    if (segLen === 0) acceptable = seqLe(e.rcvNxt, seg.seq) && seqLe(seg.seq, rcvEnd);
-    else if (e.rcvWnd === 0) acceptable = seg.seq === e.rcvNxt;
-    else
-      acceptable = seqInRange(seg.seq, e.rcvNxt, rcvEnd) || seqInRange(seqAdd(seg.seq, segLen - 1), e.rcvNxt, rcvEnd);
-    if (!acceptable) {
+    if (!segmentAcceptable(seg.seq, segLen, t.rcvNxt, t.rcvWnd)) {
       if (f & TCP_RST) {
         stats.drop("tcp-rst-out-of-window");
         return;
@@ -188,7 +158,7 @@ export class TimeWaitTable {
       const now = this.clock.now();
       // A retransmitted FIN (our ACK of it was lost) restarts the wait (§3.10.7.4, eighth check).
       if (f & TCP_FIN) {
-        e.expiresAt = now + TIME_WAIT_MS;
+        t.expiresAt = now + TIME_WAIT_MS;
         e.restarted = true;
       }
       if (segLen > 0 || now - e.lastOowAck >= OOW_ACK_INTERVAL_MS) {
@@ -198,7 +168,7 @@ export class TimeWaitTable {
       return;
     }
     if (f & TCP_RST) {
-      if (seg.seq === e.rcvNxt) this.remove(e);
+      if (seg.seq === t.rcvNxt) this.remove(e);
       else {
         stats.drop("tcp-rst-challenged");
         this.sendAck(e);
@@ -215,32 +185,33 @@ export class TimeWaitTable {
       return;
     }
     // RFC 7323 §4.3: the timestamp to echo, from a segment at the left edge.
-    if (e.tsEnabled && seg.options.hasTimestamp && seqLe(seg.seq, e.rcvNxt) && seqGe(seg.options.tsVal, e.tsRecent))
-      e.tsRecent = seg.options.tsVal;
-    if (seqGt(seg.ack, e.sndMax)) {
+    if (t.tsEnabled && seg.options.hasTimestamp && seqLe(seg.seq, t.rcvNxt) && seqGe(seg.options.tsVal, t.tsRecent))
+      t.tsRecent = seg.options.tsVal;
+    if (seqGt(seg.ack, t.sndMax)) {
       stats.drop("tcp-ack-unsent");
       this.sendAck(e);
-    } else if (seqLt(seg.ack, seqAdd(e.sndMax, -e.maxSndWnd))) {
+    } else if (seqLt(seg.ack, seqAdd(t.sndMax, -t.maxSndWnd))) {
       stats.drop("tcp-ack-too-old");
       this.sendAck(e);
     }
   }
 
   private sendAck(e: TimeWaitEntry): void {
+    const t = e.tw;
     const h = scratchHeader;
     h.resetOptions();
-    h.srcPort = e.localPort;
-    h.dstPort = e.remotePort;
-    h.seq = e.sndMax;
-    h.ack = e.rcvNxt;
+    h.srcPort = t.localPort;
+    h.dstPort = t.remotePort;
+    h.seq = t.sndMax;
+    h.ack = t.rcvNxt;
     h.flags = TCP_ACK;
-    h.window = e.windowField;
-    if (e.tsEnabled) {
+    h.window = t.windowField;
+    if (t.tsEnabled) {
       h.hasTimestamp = true;
-      h.tsVal = (Math.floor(this.clock.now()) + e.tsOffset) >>> 0;
-      h.tsEcr = e.tsRecent;
+      h.tsVal = (Math.floor(this.clock.now()) + t.tsOffset) >>> 0;
+      h.tsEcr = t.tsRecent;
     }
-    emitSegment(this.output, e.local, e.remote, 0, null);
+    emitSegment(this.output, t.local, t.remote, 0, null);
     this.stats.segmentsOut++;
   }
 
@@ -268,7 +239,7 @@ export class TimeWaitTable {
         line.push(e);
         continue;
       }
-      if (e.expiresAt > now) break;
+      if (e.tw.expiresAt > now) break;
       this.head++;
       this.remove(e);
     }
@@ -278,6 +249,6 @@ export class TimeWaitTable {
       this.head = 0;
     }
     const next = this.line[this.head];
-    if (next) this.timer.setAt(next.expiresAt);
+    if (next) this.timer.setAt(next.tw.expiresAt);
   }
 }
