@@ -15,34 +15,30 @@ function hashTree(h: ReturnType<typeof createHash>, dir: string): void {
   }
 }
 
-export function sourceHash(): string {
+export function sourceHash(arch: string = process.arch): string {
   const h = createHash("sha256");
   hashTree(h, join(REPO_ROOT, "src"));
   for (const f of ["package.json", "bun.lock"]) h.update(f).update(readFileSync(join(REPO_ROOT, f)));
-  h.update(Bun.version).update(process.arch);
+  h.update(Bun.version).update(arch);
   return h.digest("hex").slice(0, 16);
 }
 
-/** Path of the compiled binary for this host's CPU (builds it when the cache has none). */
-export async function compiledBinary(): Promise<{ path: string; built: boolean; buildMs: number }> {
+/**
+ * Path of the compiled binary for `arch` (default: this host's CPU; "arm64" is what `bun run build`
+ * ships for linux-arm64), built when the cache has none.
+ */
+export async function compiledBinary(
+  arch: "x64" | "arm64" = process.arch as "x64" | "arm64",
+): Promise<{ path: string; built: boolean; buildMs: number }> {
   const dir = join(REPO_ROOT, ".cache", "compiled");
-  const path = join(dir, `wgslirpy-${sourceHash()}`);
+  const path = join(dir, `wgslirpy-${arch}-${sourceHash(arch)}`);
   if (existsSync(path)) return { path, built: false, buildMs: 0 };
   mkdirSync(dir, { recursive: true });
   const tmp = `${path}.${process.pid}.tmp`;
   const t0 = performance.now();
   // The same command as `bun run build`, for this host's target only.
   const p = Bun.spawn(
-    [
-      process.execPath,
-      "build",
-      "--compile",
-      "--minify",
-      `--target=bun-linux-${process.arch}`,
-      "src/cli.ts",
-      "--outfile",
-      tmp,
-    ],
+    [process.execPath, "build", "--compile", "--minify", `--target=bun-linux-${arch}`, "src/cli.ts", "--outfile", tmp],
     { cwd: REPO_ROOT, stdout: "pipe", stderr: "pipe" },
   );
   const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
@@ -51,9 +47,9 @@ export async function compiledBinary(): Promise<{ path: string; built: boolean; 
     throw new Error(`bun build --compile failed (exit ${code}):\n${out}\n${err}`);
   }
   renameSync(tmp, path);
-  // Older builds are dead weight (110 MB each): keep only this one.
+  // Older builds are dead weight (110 MB each): keep only this one per CPU.
   for (const name of readdirSync(dir)) {
-    if (name.startsWith("wgslirpy-") && join(dir, name) !== path && !name.endsWith(".tmp"))
+    if (name.startsWith(`wgslirpy-${arch}-`) && join(dir, name) !== path && !name.endsWith(".tmp"))
       rmSync(join(dir, name), { force: true });
   }
   return { path, built: true, buildMs: performance.now() - t0 };

@@ -181,8 +181,11 @@ const requireSodium = (): unknown => {
       const api = fromBinding(requireEmbeddedBinding());
       source = "embedded";
       return api;
-    } catch {
-      throw packageError;
+    } catch (embeddedError) {
+      // Both reasons: in a compiled binary the package's is always "Cannot find module", and the
+      // embedded addon's (e.g. no libstdc++.so.6 on the machine) is the one that says what is wrong.
+      const first = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0];
+      throw new Error(`${first(packageError)}; embedded addon: ${first(embeddedError)}`);
     }
   }
 };
