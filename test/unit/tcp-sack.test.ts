@@ -77,6 +77,14 @@ describe("SACK scoreboard (RFC 6675 §3-4)", () => {
     expect(sb.pipe(una, max, una, MSS)).toBe(4 * MSS);
     // Retransmitting segment 0 adds it back (lost + retransmitted counts once).
     expect(sb.pipe(una, max, MSS, MSS)).toBe(5 * MSS);
+    // Segments RACK found lost leave a hole IsLost spares (8, and 5's last byte), not again the lost
+    // holes (0, 2); a resent one (0) still counts once.
+    const marks = new SackScoreboard();
+    marks.add(0, 3 * MSS, una, max);
+    marks.add(6 * MSS - 1, 6 * MSS, una, max);
+    marks.add(8 * MSS, 9 * MSS, una, max);
+    expect(sb.pipe(una, max, MSS, MSS, marks)).toBe(4 * MSS - 1);
+    expect(sb.pipe(una, max, MSS, MSS, new SackScoreboard())).toBe(5 * MSS);
     // NextSeg rule 1: first lost hole at or above HighRxt.
     expect(sb.findHole(0, una, MSS, true)).toBe(0);
     expect(sb.holeEnd).toBe(MSS);

@@ -6,6 +6,7 @@
  */
 import { type DeliverySample, emptyDeliverySample } from "./congestion/types.ts";
 import { TcpSegmentOutput } from "./output.ts";
+import { SackScoreboard } from "./sack.ts";
 import { seqAdd, seqDiff, seqLt } from "./seq.ts";
 
 export abstract class TcpDeliveryReport extends TcpSegmentOutput {
@@ -14,6 +15,34 @@ export abstract class TcpDeliveryReport extends TcpSegmentOutput {
   /** This ACK delivered a segment sent later than any delivered before (RACK.xmit_ts moved). */
   protected rateSampled = false;
   private readonly sample: DeliverySample = emptyDeliverySample();
+  /**
+   * Sequence ranges RACK found lost (rack-recovery.ts), kept after they are resent: their original
+   * transmission is gone, so only a retransmission (below HighRxt) counts in flight, as Linux's
+   * lost_out. Rebuilt from the lost queue at each recovery's start (HighRxt restarts there).
+   */
+  protected readonly rackMarked = new SackScoreboard();
+
+  /**
+   * RFC 6675 SetPipe() less what RACK found lost (Linux's tcp_packets_in_flight: packets_out -
+   * (sacked_out + lost_out) + retrans_out): RACK-lost bytes count no original in the holes IsLost
+   * spares, and those still queued (rackLost) no retransmission either, below HighRxt; no copy of
+   * them is on its way until they go again.
+   */
+  protected recoveryPipe(): number {
+    const una = this.sndUna;
+    const highRxt = seqLt(this.highRxt, una) ? una : this.highRxt;
+    let pipe = this.sb.pipe(una, this.sndMax, highRxt, this.sendMss, this.rackMarked);
+    const q = this.rackLost;
+    for (let i = 0; i < q.length; i += 2) {
+      const s = q[i] as number;
+      const e = q[i + 1] as number;
+      if (!seqLt(s, highRxt)) continue;
+      const lo = seqLt(s, una) ? una : s;
+      const hi = seqLt(e, highRxt) ? e : highRxt;
+      if (seqLt(lo, hi)) pipe -= seqDiff(hi, lo) - this.sb.sackedBetween(lo, hi);
+    }
+    return Math.max(pipe, 0);
+  }
 
   /**
    * Tell a model-based controller (BBR) what this ACK delivered, after the recovery state changed.
@@ -24,11 +53,10 @@ export abstract class TcpDeliveryReport extends TcpSegmentOutput {
     this.delivered += acked;
     s.delivered = this.delivered;
     s.acked = acked;
-    // In SACK recovery RFC 6675's pipe, which leaves out what is deemed lost (as Linux's
-    // packets_in_flight does): packet conservation must not count those as still in flight.
+    // In SACK recovery RFC 6675's pipe, which leaves out what is deemed lost, by IsLost or RACK (as
+    // Linux's packets_in_flight does): packet conservation must not count those as still in flight.
     // After a timeout only what went again since (up to the rolled-back SND.NXT) is in flight.
-    if (this.inRecovery && this.sackEnabled)
-      s.inflight = this.sb.pipe(this.sndUna, this.sndMax, this.highRxt, this.sendMss);
+    if (this.inRecovery && this.sackEnabled) s.inflight = this.recoveryPipe();
     else if (this.sndNxt !== this.sndMax)
       s.inflight = seqDiff(this.sndNxt, this.sndUna) - this.sb.sackedBetween(this.sndUna, this.sndNxt);
     else s.inflight = Math.max(0, seqDiff(this.sndMax, this.sndUna) - this.sb.sackedBytes);

@@ -123,6 +123,7 @@ export abstract class TcpRackRecovery extends TcpDeliveryReport {
   private readonly onRackLost = (start: number, end: number, retransmitted: boolean): boolean => {
     if (this.rackLost.length >= 2 * MAX_RACK_LOST) return false;
     this.rackLost.push(start, end);
+    this.rackMarked.add(start, end, this.sndUna, this.sndMax);
     this.rackFound++;
     if (retransmitted) this.opts.stats.rackLostRetransmits++;
     return true;

@@ -166,9 +166,12 @@ export class SackScoreboard {
   /**
    * RFC 6675 SetPipe(): bytes believed in the network between `una` and `max`. Every un-SACKed byte
    * counts once unless it is deemed lost, and once more if it was retransmitted (below highRxt).
-   * Holes are evaluated whole (every byte of one hole has the same SACKed data above it).
+   * Holes are evaluated whole (every byte of one hole has the same SACKed data above it). Bytes in
+   * `lostMarks` (found lost by other means: RACK) do not count as originals either, in holes IsLost
+   * spares (the others are left out already).
    */
-  pipe(una: number, max: number, highRxt: number, mss: number): number {
+  pipe(una: number, max: number, highRxt: number, mss: number, lostMarks: SackScoreboard | null = null): number {
+    const marks = lostMarks !== null && lostMarks.count > 0 ? lostMarks : null;
     let pipe = 0;
     // Walk from the top: above HighSACK nothing is lost.
     let above = 0;
@@ -178,7 +181,7 @@ export class SackScoreboard {
       const holeLo = i > 0 ? (this.r[2 * i - 1] as number) : una;
       if (seqLt(holeLo, holeHi)) {
         const lost = rangesAbove >= DUP_THRESH || above > (DUP_THRESH - 1) * mss;
-        if (!lost) pipe += seqDiff(holeHi, holeLo);
+        if (!lost) pipe += seqDiff(holeHi, holeLo) - (marks ? marks.sackedBetween(holeLo, holeHi) : 0);
         if (seqGt(highRxt, holeLo)) pipe += seqDiff(seqLt(highRxt, holeHi) ? highRxt : holeHi, holeLo);
       }
       if (i > 0) {

@@ -49,6 +49,7 @@ export abstract class TcpSender extends TcpRackRecovery {
         const before = this.sb.sackedBytes;
         this.sb.ackTo(ack);
         newlyAcked -= before - this.sb.sackedBytes;
+        this.rackMarked.ackTo(ack);
       }
       for (let i = 0; i < o.sackCount; i++) {
         newlySacked += this.sb.add(
@@ -183,6 +184,12 @@ export abstract class TcpSender extends TcpRackRecovery {
     }
     this.rescueDone = false;
     this.highRxt = this.sndUna;
+    // What the last recovery resent is no longer below HighRxt: RACK's marks on it would leave it
+    // out of pipe while it is on its way. Only what still waits to go again stays marked.
+    this.rackMarked.clear();
+    const q = this.rackLost;
+    for (let i = 0; i < q.length; i += 2)
+      this.rackMarked.add(q[i] as number, q[i + 1] as number, this.sndUna, this.sndMax);
     // Resent in the last recovery and still on its way: not again (RACK says when it is lost).
     const inFlight = this.rack.retransmissionInFlight(this.sndUna);
     if (inFlight >= 0) {
@@ -268,7 +275,7 @@ export abstract class TcpSender extends TcpRackRecovery {
     const mss = this.sendMss;
     const una = this.sndUna;
     if (seqLt(this.highRxt, una)) this.highRxt = una;
-    let pipe = this.sb.pipe(una, this.sndMax, this.highRxt, mss);
+    let pipe = this.recoveryPipe();
     // Waiting for the pacer must not turn into rule (3) retransmissions of segments still in flight.
     while (this.cc.cwnd - pipe >= mss && this.paceReady(mss)) {
       const lost = this.rackLost.length > 0 ? this.retransmitRackLost() : 0;

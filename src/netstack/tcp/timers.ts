@@ -82,6 +82,7 @@ export abstract class TcpTimers extends TcpSender {
     if (this.retries > 1) this.sb.clear();
     this.rack.clear();
     this.rackLost.length = 0;
+    this.rackMarked.clear();
     this.tlpEndSeq = -1;
     if (linear) this.rtt.resetBackoff();
     else this.rtt.onTimeout();
