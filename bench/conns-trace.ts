@@ -31,6 +31,7 @@ import { exec, interopSkipReason, killAll, run, sleep, spawnBg, tempDir } from "
 import { type ReferencePair, startReferencePair } from "../harness/reference.ts";
 import { PORTS } from "../harness/servers.ts";
 import { ADDR } from "../harness/topology.ts";
+import { cpuSeconds, threadCpu } from "./measure.ts";
 
 const PREFIX = "wgsictr-";
 const IFP = "wgsictr";
@@ -244,35 +245,6 @@ async function tracePath(path: string, w: World, peerIf: string, pid?: number): 
 interface Rate {
   perSecond: number;
   cpuMsPerConn: number;
-}
-
-async function cpuSeconds(pid: number): Promise<number> {
-  const st = await Bun.file(`/proc/${pid}/stat`).text();
-  const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
-
-/** CPU seconds per thread name (JIT workers, GC helpers, the JS thread), summed. */
-async function threadCpu(pid: number): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  const { readdirSync } = await import("node:fs");
-  let tids: string[] = [];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return out;
-  }
-  for (const t of tids) {
-    try {
-      const st = await Bun.file(`/proc/${pid}/task/${t}/stat`).text();
-      const name = st.slice(st.indexOf("(") + 1, st.lastIndexOf(")")).replace(/[0-9]+$/, "");
-      const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
-      out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / 100);
-    } catch {
-      // thread gone
-    }
-  }
-  return out;
 }
 
 async function rate(w: World, pid: number): Promise<Rate> {

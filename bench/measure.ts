@@ -97,3 +97,26 @@ export function countSyscalls(pid: number): { stop(): Promise<SyscallCounts | nu
     },
   };
 }
+
+/** CPU seconds per thread name (JIT workers, GC helpers, the JS thread), summed. */
+export async function threadCpu(pid: number): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const { readdirSync } = await import("node:fs");
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const t of tids) {
+    try {
+      const st = await Bun.file(`/proc/${pid}/task/${t}/stat`).text();
+      const name = st.slice(st.indexOf("(") + 1, st.lastIndexOf(")")).replace(/[0-9]+$/, "");
+      const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+      out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / 100);
+    } catch {
+      // thread gone
+    }
+  }
+  return out;
+}

@@ -40,6 +40,7 @@ import {
   type GatewayCounters,
   gatewayCounters,
   type SyscallCounts,
+  threadCpu,
 } from "./measure.ts";
 
 const PREFIX = "wgsibench-";
@@ -121,6 +122,8 @@ interface ConnsResult {
   cpuS?: number;
   /** Connections per second of every run (--runs), in order; this result is their median. */
   runs?: number[];
+  /** CPU ms per connection of the gateway's threads by kind (JS thread, JIT compiler, GC) in this run. */
+  threads?: string;
 }
 const extra: Partial<Record<PathName, { conns?: ConnsResult; fairness?: FairnessRun; cpuS?: number }>> = {};
 let fairLoopback: FairnessRun | undefined;
@@ -135,6 +138,28 @@ async function runJson<T>(ns: string, argv: string[], timeoutMs: number): Promis
   }
 }
 
+/**
+ * CPU ms per connection between two threadCpu() readings, by kind: the JS thread (named after the
+ * process), JSC's JIT compiler threads, its GC helpers, and the rest. The JIT share is what a gateway
+ * that has not yet run many connections pays on top of a warm one.
+ */
+function describeThreads(a: Map<string, number>, b: Map<string, number>, n: number): string {
+  const sum: Record<string, number> = {};
+  for (const [name, v] of b) {
+    const kind = /JIT|JSCWarmUp/.test(name)
+      ? "jit"
+      : /Heap|GC|Collector|Marker/i.test(name)
+        ? "gc"
+        : name === "bun" || name === "bun.exe" || name === "wireguard-go"
+          ? "main"
+          : "other";
+    sum[kind] = (sum[kind] ?? 0) + v - (a.get(name) ?? 0);
+  }
+  return Object.entries(sum)
+    .map(([k, v]) => `${k} ${((v * 1000) / Math.max(1, n)).toFixed(2)}`)
+    .join(", ");
+}
+
 /** Connections per second and fairness on the direct path of `path`. */
 async function measureFlows(path: PathName, w: World, probe: Probe): Promise<void> {
   const e: NonNullable<(typeof extra)[PathName]> = {};
@@ -145,6 +170,7 @@ async function measureFlows(path: PathName, w: World, probe: Probe): Promise<voi
     for (let i = 0; i < runs; i++) {
       process.stderr.write(`${path}: ${connsN} connections in a row (run ${i + 1} of ${runs})...\n`);
       const t0 = await cpuSeconds(probe.pid);
+      const th0 = await threadCpu(probe.pid);
       const r = await runJson<ConnsResult>(
         w.t.peer,
         ["python3", FLOWS_PY, "conns", ADDR.inet4, String(PORTS.http), String(connsN)],
@@ -152,6 +178,8 @@ async function measureFlows(path: PathName, w: World, probe: Probe): Promise<voi
       );
       if (!r) continue;
       r.cpuS = (await cpuSeconds(probe.pid)) - t0;
+      r.threads = describeThreads(th0, await threadCpu(probe.pid), r.ok);
+      process.stderr.write(`  ${r.perSecond.toFixed(0)}/s; CPU-ms per connection: ${r.threads}\n`);
       all.push(r);
     }
     const sorted = [...all].sort((x, y) => x.perSecond - y.perSecond);
@@ -391,7 +419,9 @@ async function main(): Promise<number> {
     const c = (x: ConnsResult | undefined) =>
       x
         ? `${x.perSecond.toFixed(0)}/s${x.errors ? ` (${x.errors} failed)` : ""}` +
-          (x.cpuS !== undefined && x.ok > 0 ? ` (${((x.cpuS * 1000) / x.ok).toFixed(2)} CPU-ms/conn)` : "") +
+          (x.cpuS !== undefined && x.ok > 0
+            ? ` (${((x.cpuS * 1000) / x.ok).toFixed(2)} CPU-ms/conn${x.threads ? `: ${x.threads}` : ""})`
+            : "") +
           (x.runs && x.runs.length > 1 ? ` [runs: ${x.runs.map((v) => v.toFixed(0)).join(", ")}]` : "")
         : "-";
     const r =
