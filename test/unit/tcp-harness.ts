@@ -271,3 +271,24 @@ export function establish(
   h.peer({ seq: PEER_ISS + 1, ack: iss + 1, flags: TCP_ACK, window: syn.window ?? 65535, ...ackTs });
   return { conn, iss, synAck, rec };
 }
+
+/**
+ * A connection with SACK and window scale whose handshake took 20 ms (SRTT 20 ms, RTO 220 ms, PTO
+ * 40 ms, min_RTT/4 = 5 ms), for loss-recovery tests: seg(i) is where full-size segment i starts,
+ * ack(n, sack) the peer's ACK up to segment n with SACK blocks.
+ */
+export function sackConnection(cc?: "cubic" | "bbr") {
+  const h = harness(cc ? { congestionControl: cc } : {});
+  h.peer({ seq: PEER_ISS, flags: TCP_SYN, window: 65535, mss: 1460, windowScale: 7, sackPermitted: true });
+  const { conn } = h.connects[0]!;
+  conn.accept();
+  const iss = h.out.one().seq;
+  h.clock.advance(20);
+  h.peer({ seq: PEER_ISS + 1, ack: iss + 1, flags: TCP_ACK, window: 65535 });
+  const mss = 1420;
+  const seg = (i: number) => (iss + 1 + i * mss) >>> 0;
+  const ack = (n: number, sack?: [number, number][]) =>
+    h.peer({ seq: PEER_ISS + 1, ack: seg(n), flags: TCP_ACK, window: 65535, ...(sack ? { sack } : {}) });
+  const debug = () => (conn as unknown as { debug: { cwnd: number; rto: number; inRecovery: boolean } }).debug;
+  return { h, conn, seg, ack, mss, debug };
+}

@@ -1,30 +1,12 @@
 import { describe, expect, test } from "bun:test";
-import { TCP_ACK, TCP_SYN } from "../../src/wire/tcp.ts";
-import { bytes, harness, PEER_ISS } from "./tcp-harness.ts";
-
-/** A connection (SACK, window scale) whose handshake took 20 ms: SRTT 20, min_RTT/4 = 5 ms. */
-function connected() {
-  const h = harness({ congestionControl: "cubic" });
-  h.peer({ seq: PEER_ISS, flags: TCP_SYN, window: 65535, mss: 1460, windowScale: 7, sackPermitted: true });
-  const { conn } = h.connects[0]!;
-  conn.accept();
-  const iss = h.out.one().seq;
-  h.clock.advance(20);
-  h.peer({ seq: PEER_ISS + 1, ack: iss + 1, flags: TCP_ACK, window: 65535 });
-  const mss = 1420;
-  const seg = (i: number) => (iss + 1 + i * mss) >>> 0;
-  const ack = (n: number, sack?: [number, number][]) =>
-    h.peer({ seq: PEER_ISS + 1, ack: seg(n), flags: TCP_ACK, window: 65535, ...(sack ? { sack } : {}) });
-  const debug = () => (conn as unknown as { debug: { cwnd: number; inRecovery: boolean } }).debug;
-  return { h, conn, seg, ack, mss, debug };
-}
+import { bytes, sackConnection } from "./tcp-harness.ts";
 
 describe("pipe leaves out what RACK found lost (Linux's packets_in_flight)", () => {
-  const sent = (h: ReturnType<typeof connected>["h"], seg: (i: number) => number, mss: number) =>
+  const sent = (h: ReturnType<typeof sackConnection>["h"], seg: (i: number) => number, mss: number) =>
     h.out.take().map((c) => (c.seq - seg(0)) / mss);
 
   test("segments RACK marked lost by time, with too little SACKed above them for IsLost, leave the pipe", () => {
-    const { h, conn, seg, ack, mss, debug } = connected();
+    const { h, conn, seg, ack, mss, debug } = sackConnection();
     conn.write(bytes(10 * mss));
     expect(h.out.take().length).toBe(10);
     h.clock.advance(20);
@@ -49,7 +31,7 @@ describe("pipe leaves out what RACK found lost (Linux's packets_in_flight)", () 
   });
 
   test("a retransmission RACK finds lost in turn leaves the pipe until it goes again", () => {
-    const { h, conn, seg, ack, mss } = connected();
+    const { h, conn, seg, ack, mss } = sackConnection();
     conn.write(bytes(10 * mss));
     h.out.take();
     h.clock.advance(20);
@@ -70,7 +52,7 @@ describe("pipe leaves out what RACK found lost (Linux's packets_in_flight)", () 
   });
 
   test("a hole that IsLost already leaves out is not subtracted again for RACK's marks", () => {
-    const { h, conn, seg, ack, mss, debug } = connected();
+    const { h, conn, seg, ack, mss, debug } = sackConnection();
     // 12 segments, 10 of them in the first flight (the initial window): new data is left to send.
     conn.write(bytes(12 * mss));
     expect(h.out.take().length).toBe(10);

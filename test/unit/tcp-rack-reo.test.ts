@@ -1,25 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { RackLog, REO_WND_PERSIST } from "../../src/netstack/tcp/rack.ts";
 import { SackScoreboard } from "../../src/netstack/tcp/sack.ts";
-import { TCP_ACK, TCP_SYN } from "../../src/wire/tcp.ts";
-import { bytes, harness, PEER_ISS } from "./tcp-harness.ts";
-
-/** A connection (SACK, window scale) whose handshake took 20 ms: SRTT 20, RTO 220 ms, PTO 40 ms. */
-function connected(cc?: "cubic" | "bbr") {
-  const h = harness(cc ? { congestionControl: cc } : {});
-  h.peer({ seq: PEER_ISS, flags: TCP_SYN, window: 65535, mss: 1460, windowScale: 7, sackPermitted: true });
-  const { conn } = h.connects[0]!;
-  conn.accept();
-  const iss = h.out.one().seq;
-  h.clock.advance(20);
-  h.peer({ seq: PEER_ISS + 1, ack: iss + 1, flags: TCP_ACK, window: 65535 });
-  const mss = 1420;
-  const seg = (i: number) => (iss + 1 + i * mss) >>> 0;
-  const ack = (n: number, sack?: [number, number][]) =>
-    h.peer({ seq: PEER_ISS + 1, ack: seg(n), flags: TCP_ACK, window: 65535, ...(sack ? { sack } : {}) });
-  const debug = () => (conn as unknown as { debug: { cwnd: number; rto: number; inRecovery: boolean } }).debug;
-  return { h, conn, seg, ack, mss, debug };
-}
+import { bytes, sackConnection } from "./tcp-harness.ts";
 
 describe("RACK reordering window (RFC 8985 §6.2 step 4)", () => {
   test("min_RTT/4 by default, 0 in recovery or past DupThresh until reordering is seen, at most SRTT", () => {
@@ -67,7 +49,7 @@ describe("RACK reordering window (RFC 8985 §6.2 step 4)", () => {
   });
 
   test("a D-SACK from the peer for a spurious retransmission delays the next reordering timer", () => {
-    const { h, conn, seg, ack, mss, debug } = connected();
+    const { h, conn, seg, ack, mss, debug } = sackConnection();
     conn.write(bytes(10 * mss));
     expect(h.out.take().length).toBe(10);
     h.clock.advance(20);
@@ -103,7 +85,7 @@ describe("RACK reordering window (RFC 8985 §6.2 step 4)", () => {
 describe("tail loss probe outcome (RFC 8985 §7.4)", () => {
   /** ...whose 4-segment flight goes unanswered until the probe. */
   function probed(cc: "cubic" | "bbr") {
-    const c = connected(cc);
+    const c = sackConnection(cc);
     const { h, conn, seg, mss } = c;
     conn.write(bytes(4 * mss));
     expect(h.out.take().length).toBe(4);
@@ -115,7 +97,7 @@ describe("tail loss probe outcome (RFC 8985 §7.4)", () => {
   }
 
   test("a PTO later than the RTO is cut to it: the probe goes at the RTO's time, the RTO after it", () => {
-    const { h, conn, seg, debug } = connected("cubic");
+    const { h, conn, seg, debug } = sackConnection("cubic");
     expect(debug().rto).toBe(220);
     const cwnd = debug().cwnd;
     // One segment in flight: PTO = 2 SRTT + 200 ms (a delayed ACK) = 240 ms > RTO.
