@@ -90,9 +90,9 @@ const ALL_SCENARIOS: Scenario[] = [
   ...(withV6 ? [{ name: "direct IPv6", host: ADDR.inet6 }] : []),
   ...(withImpair
     ? [
-        { name: "relay, clean", host: ADDR.inet4, relay: { seed: 7 } },
-        { name: "relay, 1% loss", host: ADDR.inet4, relay: { loss: 0.01, seed: 7 } },
-        { name: "relay, +50 ms/dir", host: ADDR.inet4, relay: { delayMs: 50, seed: 7 } },
+        { name: "relay clean", host: ADDR.inet4, relay: { seed: 7 } },
+        { name: "relay 1% loss", host: ADDR.inet4, relay: { loss: 0.01, seed: 7 } },
+        { name: "relay +50 ms/dir", host: ADDR.inet4, relay: { delayMs: 50, seed: 7 } },
       ]
     : []),
 ];
