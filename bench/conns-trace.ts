@@ -22,7 +22,8 @@
 // Diagnostics: --warm N runs N connections first (a warm gateway: JIT compiled, TIME-WAITs held),
 // --threads prints CPU per thread of the measured process (JIT workers, GC helpers, the JS thread),
 // --cpu-prof DIR runs this tree's gateway under `bun --cpu-prof` (trace mode; the profile lands in DIR
-// when it stops: `bun bench/profile.ts DIR/*.cpuprofile`), --perf-trace FILE records the gateway's syscalls with `perf trace`, --dump-slow dumps the
+// when it stops: `bun bench/profile.ts DIR/*.cpuprofile`), --perf-trace FILE records the gateway's syscalls with `perf trace` (with
+// --perf-trace-summary: only their counts and times per syscall), --dump-slow dumps the
 // connection whose host SYN came latest; the step table shows p90/p99/max next to the median.
 // Sends only inside its own namespaces; needs root, wireguard-go, tcpdump, tshark, python3.
 import { resolve } from "node:path";
@@ -31,7 +32,7 @@ import { exec, interopSkipReason, killAll, run, sleep, spawnBg, tempDir } from "
 import { type ReferencePair, startReferencePair } from "../harness/reference.ts";
 import { PORTS } from "../harness/servers.ts";
 import { ADDR } from "../harness/topology.ts";
-import { cpuSeconds, threadCpu } from "./measure.ts";
+import { cpuSeconds, machineCpu, threadCpu } from "./measure.ts";
 
 const PREFIX = "wgsictr-";
 const IFP = "wgsictr";
@@ -180,7 +181,18 @@ async function tracePath(path: string, w: World, peerIf: string, pid?: number): 
         ])
       : null;
   const ptraceOut = arg("perf-trace", "");
-  const ptrace = pid && ptraceOut ? spawnBg(null, "perf", ["perf", "trace", "-o", ptraceOut, "-p", String(pid)]) : null;
+  const ptrace =
+    pid && ptraceOut
+      ? spawnBg(null, "perf", [
+          "perf",
+          "trace",
+          ...(flag("perf-trace-summary") ? ["-s"] : []),
+          "-o",
+          ptraceOut,
+          "-p",
+          String(pid),
+        ])
+      : null;
   const perfOut = arg("perf", "");
   const perf =
     pid && perfOut ? spawnBg(null, "perf", ["perf", "record", "-g", "-o", perfOut, "-p", String(pid)]) : null;
@@ -245,6 +257,11 @@ async function tracePath(path: string, w: World, peerIf: string, pid?: number): 
 interface Rate {
   perSecond: number;
   cpuMsPerConn: number;
+  /** Every CPU of the machine: busy CPU-ms per connection, and the share of the CPUs' time that was busy. */
+  machineMsPerConn: number;
+  machineBusy: number;
+  /** The share of the CPUs' time the hypervisor gave to others (steal). */
+  machineSteal: number;
 }
 
 async function rate(w: World, pid: number): Promise<Rate> {
@@ -255,18 +272,30 @@ async function rate(w: World, pid: number): Promise<Rate> {
     });
   const t0 = flag("threads") ? await threadCpu(pid) : null;
   const c0 = await cpuSeconds(pid);
+  const m0 = await machineCpu();
   const r = await exec(w.t.peer, ["python3", FLOWS_PY, "conns", ADDR.inet4, String(PORTS.http), String(n)], {
     timeoutMs: n * 1000 + 30_000,
   });
   const c1 = await cpuSeconds(pid);
+  const m1 = await machineCpu();
   if (t0) {
     const t1 = await threadCpu(pid);
     const parts = [...t1].map(([k, v]) => `${k} ${((v - (t0.get(k) ?? 0)) * 1000).toFixed(0)} ms`);
     console.log(`  threads: ${parts.join(", ")}`);
   }
   const j = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as { ok: number; perSecond: number };
-  return { perSecond: j.perSecond, cpuMsPerConn: ((c1 - c0) * 1000) / Math.max(1, j.ok) };
+  const ok = Math.max(1, j.ok);
+  return {
+    perSecond: j.perSecond,
+    cpuMsPerConn: ((c1 - c0) * 1000) / ok,
+    machineMsPerConn: ((m1.busy - m0.busy) * 1000) / ok,
+    machineBusy: (m1.busy - m0.busy) / Math.max(1e-9, m1.total - m0.total),
+    machineSteal: (m1.steal - m0.steal) / Math.max(1e-9, m1.total - m0.total),
+  };
 }
+
+const describeMachine = (r: Rate) =>
+  `(machine ${r.machineMsPerConn.toFixed(2)} CPU-ms, ${(r.machineBusy * 100).toFixed(0)}% busy, ${(r.machineSteal * 100).toFixed(0)}% steal)`;
 
 /** R rounds: this tree, the baseline tree, the reference; one after the other in the same world. */
 async function abRounds(w: World): Promise<void> {
@@ -281,7 +310,7 @@ async function abRounds(w: World): Promise<void> {
       await w.ping(ADDR.tunGw4, 2);
       const r = await rate(w, gw.pid);
       (all[p.name] ??= []).push(r);
-      line.push(`${p.name} ${r.perSecond.toFixed(0)}/s ${r.cpuMsPerConn.toFixed(2)} CPU-ms`);
+      line.push(`${p.name} ${r.perSecond.toFixed(0)}/s ${r.cpuMsPerConn.toFixed(2)} CPU-ms ${describeMachine(r)}`);
       await w.peer.dispose();
       await w.gateway!.stop();
     }
@@ -293,7 +322,7 @@ async function abRounds(w: World): Promise<void> {
       await w.ping(ADDR.tunGw4, 2);
       const r = await rate(w, ref.gw.pid ?? -1);
       (all.reference ??= []).push(r);
-      line.push(`reference ${r.perSecond.toFixed(0)}/s ${r.cpuMsPerConn.toFixed(2)} CPU-ms`);
+      line.push(`reference ${r.perSecond.toFixed(0)}/s ${r.cpuMsPerConn.toFixed(2)} CPU-ms ${describeMachine(r)}`);
     } finally {
       await ref.stop();
     }

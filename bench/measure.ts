@@ -17,6 +17,20 @@ export async function cpuSeconds(pid: number): Promise<number> {
   }
 }
 
+/** The whole machine's busy and total CPU seconds so far (/proc/stat, every CPU): busy = total - idle - iowait - steal; steal = time the hypervisor ran something else. */
+export async function machineCpu(): Promise<{ busy: number; total: number; steal: number }> {
+  const line = (await Bun.file("/proc/stat").text()).split("\n", 1)[0] ?? "";
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  // Fields: user nice system idle iowait irq softirq steal guest guest_nice (guest time is also in user).
+  const counted = total - (f[8] ?? 0) - (f[9] ?? 0);
+  return {
+    busy: (counted - (f[3] ?? 0) - (f[4] ?? 0) - (f[7] ?? 0)) / USER_HZ,
+    total: counted / USER_HZ,
+    steal: (f[7] ?? 0) / USER_HZ,
+  };
+}
+
 export interface GatewayCounters {
   segmentsIn: number;
   segmentsOut: number;

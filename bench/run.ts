@@ -127,6 +127,8 @@ interface ConnsResult {
 }
 const extra: Partial<Record<PathName, { conns?: ConnsResult; fairness?: FairnessRun; cpuS?: number }>> = {};
 let fairLoopback: FairnessRun | undefined;
+/** wgslirpy ÷ reference connections per second, one per pair of runs (measureConnsPairs). */
+let connsRatios: number[] = [];
 
 async function runJson<T>(ns: string, argv: string[], timeoutMs: number): Promise<T | undefined> {
   const r = await exec(ns, argv, { timeoutMs });
@@ -160,32 +162,35 @@ function describeThreads(a: Map<string, number>, b: Map<string, number>, n: numb
     .join(", ");
 }
 
-/** Connections per second and fairness on the direct path of `path`. */
+/** One run of `connsN` fresh connections in a row on the direct path of `path`. */
+async function connsRun(path: PathName, w: World, probe: Probe, run: number): Promise<ConnsResult | undefined> {
+  process.stderr.write(`${path}: ${connsN} connections in a row (run ${run} of ${runs})...\n`);
+  const t0 = await cpuSeconds(probe.pid);
+  const th0 = await threadCpu(probe.pid);
+  const r = await runJson<ConnsResult>(
+    w.t.peer,
+    ["python3", FLOWS_PY, "conns", ADDR.inet4, String(PORTS.http), String(connsN)],
+    connsN * 1000 + 30_000,
+  );
+  if (!r) return undefined;
+  r.cpuS = (await cpuSeconds(probe.pid)) - t0;
+  r.threads = describeThreads(th0, await threadCpu(probe.pid), r.ok);
+  process.stderr.write(`  ${r.perSecond.toFixed(0)}/s; CPU-ms per connection: ${r.threads}\n`);
+  return r;
+}
+
+/** The median run by connections per second, with every run's figure. */
+function medianConns(all: ConnsResult[]): ConnsResult | undefined {
+  const sorted = [...all].sort((x, y) => x.perSecond - y.perSecond);
+  const m = sorted[(sorted.length - 1) >> 1];
+  if (m) m.runs = all.map((r) => r.perSecond);
+  return m;
+}
+
+/** Fairness on the direct path of `path` (connections per second are measured in pairs, later). */
 async function measureFlows(path: PathName, w: World, probe: Probe): Promise<void> {
   const e: NonNullable<(typeof extra)[PathName]> = {};
   extra[path] = e;
-  if (connsN > 0) {
-    // As every row: --runs times, the median reported (by connections per second).
-    const all: ConnsResult[] = [];
-    for (let i = 0; i < runs; i++) {
-      process.stderr.write(`${path}: ${connsN} connections in a row (run ${i + 1} of ${runs})...\n`);
-      const t0 = await cpuSeconds(probe.pid);
-      const th0 = await threadCpu(probe.pid);
-      const r = await runJson<ConnsResult>(
-        w.t.peer,
-        ["python3", FLOWS_PY, "conns", ADDR.inet4, String(PORTS.http), String(connsN)],
-        connsN * 1000 + 30_000,
-      );
-      if (!r) continue;
-      r.cpuS = (await cpuSeconds(probe.pid)) - t0;
-      r.threads = describeThreads(th0, await threadCpu(probe.pid), r.ok);
-      process.stderr.write(`  ${r.perSecond.toFixed(0)}/s; CPU-ms per connection: ${r.threads}\n`);
-      all.push(r);
-    }
-    const sorted = [...all].sort((x, y) => x.perSecond - y.perSecond);
-    e.conns = sorted[(sorted.length - 1) >> 1];
-    if (e.conns) e.conns.runs = all.map((r) => r.perSecond);
-  }
   if (fairSeconds > 0) {
     process.stderr.write(`${path}: fairness, ${fairFlows} echo flows for ${fairSeconds} s...\n`);
     const t0 = await cpuSeconds(probe.pid);
@@ -300,7 +305,7 @@ async function measurePath(
     }
   }
   if (peer.config.endpoint !== direct) await setEndpoint(peer, direct);
-  if (connsN > 0 || fairSeconds > 0) await measureFlows(path, w, probe);
+  await measureFlows(path, w, probe);
 }
 
 const fmt = (r: IperfResult | undefined) =>
@@ -324,6 +329,68 @@ async function main(): Promise<number> {
   }
   let world: World | null = null;
   let ref: ReferencePair | null = null;
+  let ourProbe: Probe | null = null;
+  const ping = (w: World) => async () => {
+    for (let i = 0; i < 5; i++) if ((await w.ping(ADDR.tunGw4, 2)) > 0) return true;
+    return false;
+  };
+  /**
+   * New connections per second, both paths in turn, `runs` pairs: the machine's drift between two
+   * runs minutes apart weighs on both alike, and each pair gives a ratio. The order alternates per
+   * pair. Our gateway is the one the rows warmed; the reference pair is started anew per run (its
+   * gateway-side wireguard-go keeps no per-connection state).
+   */
+  const measureConnsPairs = async (w: World, ours: Probe | null): Promise<void> => {
+    const a: ConnsResult[] = [];
+    const b: ConnsResult[] = [];
+    const ratios: number[] = [];
+    // The rows' reference pair is still up (its peer's routes would clash with ours).
+    await ref?.stop();
+    ref = null;
+    const oursRun = async (i: number) => {
+      if (!ours) return undefined;
+      await w.startPeer();
+      try {
+        if (!(await ping(w)())) throw new Error("wgslirpy: no ping through the tunnel before the connections");
+        return await connsRun("wgslirpy", w, ours, i);
+      } finally {
+        await w.peer.dispose();
+      }
+    };
+    const refRun = async (i: number) => {
+      if (only === "wgslirpy") return undefined;
+      await ref?.stop();
+      ref = null;
+      // startReferencePair routes inet's traffic for the tunnel back through the gw namespace again.
+      await exec(w.t.inet, ["ip", "-4", "route", "del", "192.168.76.0/24"]);
+      await exec(w.t.inet, ["ip", "-6", "route", "del", "fc00::/64"]);
+      ref = await startReferencePair(w.t, IFP, REF_GW_PORT);
+      try {
+        if (!(await ping(w)())) throw new Error("reference: no ping through the tunnel before the connections");
+        return await connsRun("reference", w, { pid: ref.gw.pid ?? -1 }, i);
+      } finally {
+        await ref.stop();
+        ref = null;
+      }
+    };
+    for (let i = 1; i <= runs; i++) {
+      let x: ConnsResult | undefined;
+      let y: ConnsResult | undefined;
+      if (i % 2 === 1) {
+        x = await oursRun(i);
+        y = await refRun(i);
+      } else {
+        y = await refRun(i);
+        x = await oursRun(i);
+      }
+      if (x) a.push(x);
+      if (y) b.push(y);
+      if (x && y && y.perSecond > 0) ratios.push(x.perSecond / y.perSecond);
+    }
+    (extra.wgslirpy ??= {}).conns = medianConns(a);
+    (extra.reference ??= {}).conns = medianConns(b);
+    connsRatios = ratios;
+  };
   const stop = async () => {
     await ref?.stop().catch(() => {});
     await world?.destroy().catch(() => {});
@@ -344,25 +411,20 @@ async function main(): Promise<number> {
         : undefined;
       const gw = await w.startGateway({ logLevel: "warn", extraArgs, command });
       await w.startPeer();
-      const ping = async () => {
-        for (let i = 0; i < 5; i++) if ((await w.ping(ADDR.tunGw4, 2)) > 0) return true;
-        return false;
-      };
-      await measurePath("wgslirpy", w, w.peer, GW_PORT, ping, { pid: gw.pid, statsNs: w.t.gw });
+      ourProbe = { pid: gw.pid, statsNs: w.t.gw };
+      await measurePath("wgslirpy", w, w.peer, GW_PORT, ping(w), ourProbe);
       const rss = await w.gateway!.rssKiB();
       if (rss) process.stderr.write(`wgslirpy RSS after the runs: ${Math.round(rss / 1024)} MiB\n`);
       await w.peer.dispose();
-      await w.gateway!.stop();
+      // The gateway keeps running (as warm as the rows left it) for the connection pairs below.
     }
     if (only !== "wgslirpy") {
       ref = await startReferencePair(w.t, IFP, REF_GW_PORT);
       const pair = ref;
-      const ping = async () => {
-        for (let i = 0; i < 5; i++) if ((await w.ping(ADDR.tunGw4, 2)) > 0) return true;
-        return false;
-      };
-      await measurePath("reference", w, pair.peer, REF_GW_PORT, ping, { pid: pair.gw.pid ?? -1 });
+      await measurePath("reference", w, pair.peer, REF_GW_PORT, ping(w), { pid: pair.gw.pid ?? -1 });
     }
+    if (connsN > 0) await measureConnsPairs(w, ourProbe);
+    await w.gateway?.stop();
     if (fairControl && fairSeconds > 0) {
       process.stderr.write(`control: fairness over loopback in one namespace, no tunnel...\n`);
       fairLoopback = await runFairness({
@@ -424,10 +486,15 @@ async function main(): Promise<number> {
             : "") +
           (x.runs && x.runs.length > 1 ? ` [runs: ${x.runs.map((v) => v.toFixed(0)).join(", ")}]` : "")
         : "-";
+    const sortedRatios = [...connsRatios].sort((x, y) => x - y);
+    const mid = sortedRatios[(sortedRatios.length - 1) >> 1];
     const r =
-      a?.conns && b?.conns && b.conns.perSecond > 0 ? `${(a.conns.perSecond / b.conns.perSecond).toFixed(2)}x` : "-";
+      mid === undefined
+        ? "-"
+        : `${mid.toFixed(2)}x (median of the pairs' ratios: ${connsRatios.map((v) => v.toFixed(2)).join(", ")})`;
     console.log(
-      `new TCP connections (${connsN} HTTP GETs in a row, median of ${runs}): wgslirpy ${c(a?.conns)}, ref ${c(b?.conns)}, ratio ${r}`,
+      `new TCP connections (${connsN} HTTP GETs in a row; ${runs} runs per path, in pairs, alternating which goes first; median): ` +
+        `wgslirpy ${c(a?.conns)}, ref ${c(b?.conns)}, ratio ${r}`,
     );
   }
   if (fairSeconds > 0) {

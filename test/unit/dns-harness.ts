@@ -31,9 +31,9 @@ export const header = (id: number, flags: number, qd: number, an: number, ns = 0
   ...u16(ns),
   ...u16(ar),
 ];
-export const question = (name: string, type: number) => [...qname(name), ...u16(type), ...u16(1)];
-export const query = (id: number, name: string, type: number) =>
-  Uint8Array.from([...header(id, 0x0100, 1, 0), ...question(name, type)]);
+export const question = (name: string, type: number, klass = 1) => [...qname(name), ...u16(type), ...u16(klass)];
+export const query = (id: number, name: string, type: number, flags = 0x0100) =>
+  Uint8Array.from([...header(id, flags, 1, 0), ...question(name, type)]);
 export const rr = (type: number, ttl: number, rdata: number[]) => [
   0xc0,
   0x0c,

@@ -9,30 +9,12 @@ import { SystemResolver } from "../../src/gateway/resolver.ts";
 import type { FlowAddrs } from "../../src/netstack/types.ts";
 import { VirtualClock } from "../../src/util/clock.ts";
 import { silentLogger } from "../../src/util/log.ts";
+import { header, query, question, rr, T } from "./dns-harness.ts";
 import { FakeNetstack, until, v4 } from "./gateway-fakes.ts";
 
-// An independent little encoder for the expected bytes (not dns-packet).
-const u16 = (n: number) => [n >> 8, n & 0xff];
-const u32 = (n: number) => [(n >>> 24) & 0xff, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff];
-function qname(name: string): number[] {
-  const out: number[] = [];
-  for (const label of name.split(".").filter(Boolean)) out.push(label.length, ...new TextEncoder().encode(label));
-  return [...out, 0];
-}
-const TYPE = { A: 1, AAAA: 28, MX: 15 } as const;
-function question(name: string, type: number, klass = 1): number[] {
-  return [...qname(name), ...u16(type), ...u16(klass)];
-}
-function header(id: number, flags: number, qd: number, an: number): number[] {
-  return [...u16(id), ...u16(flags), ...u16(qd), ...u16(an), 0, 0, 0, 0];
-}
-function query(id: number, name: string, type: number, flags = 0x0100): Uint8Array {
-  return Uint8Array.from([...header(id, flags, 1, 0), ...question(name, type)]);
-}
 /** An address record whose name points at the question's (offset 12). */
 function answer(_name: string, address: Uint8Array): number[] {
-  const type = address.length === 4 ? TYPE.A : TYPE.AAAA;
-  return [0xc0, 0x0c, ...u16(type), ...u16(1), ...u32(60), ...u16(address.length), ...address];
+  return rr(address.length === 4 ? T.A : T.AAAA, 60, [...address]);
 }
 
 const CLIENT = v4(10, 0, 0, 2);
@@ -72,20 +54,20 @@ describe("DNS server", () => {
       family === 4 ? ["192.0.2.1", "192.0.2.2"] : ["2001:db8::1"],
     );
     const { server, replies } = makeServer(resolver);
-    server.handle(FROM_CLIENT, query(0xbeef, "Example.Test", TYPE.A));
-    server.handle(FROM_CLIENT, query(0x0102, "example.test", TYPE.AAAA, 0x0000));
+    server.handle(FROM_CLIENT, query(0xbeef, "Example.Test", T.A));
+    server.handle(FROM_CLIENT, query(0x0102, "example.test", T.AAAA, 0x0000));
     await until(() => replies.length === 2);
     expect(replies[0]!.flow).toEqual(TO_CLIENT);
     expect([...replies[0]!.payload]).toEqual([
       ...header(0xbeef, 0x8180, 1, 2),
-      ...question("Example.Test", TYPE.A),
+      ...question("Example.Test", T.A),
       ...answer("Example.Test", v4(192, 0, 2, 1)),
       ...answer("Example.Test", v4(192, 0, 2, 2)),
     ]);
     // RD clear in the query -> clear in the reply; RA always set.
     expect([...replies[1]!.payload]).toEqual([
       ...header(0x0102, 0x8080, 1, 1),
-      ...question("example.test", TYPE.AAAA),
+      ...question("example.test", T.AAAA),
       ...answer("example.test", parseIp("2001:db8::1")!),
     ]);
     expect(resolver.calls).toEqual(["Example.Test/4", "example.test/6"]);
@@ -95,11 +77,11 @@ describe("DNS server", () => {
   test("A of localhost through the system resolver (/etc/hosts)", async () => {
     const expected4 = (await lookup("localhost", { all: true, family: 4 })).map((a) => parseIp(a.address)!);
     const { server, replies } = makeServer(new SystemResolver());
-    server.handle(FROM_CLIENT, query(7, "localhost", TYPE.A));
+    server.handle(FROM_CLIENT, query(7, "localhost", T.A));
     await until(() => replies.length === 1);
     expect([...replies[0]!.payload]).toEqual([
       ...header(7, 0x8180, 1, expected4.length),
-      ...question("localhost", TYPE.A),
+      ...question("localhost", T.A),
       ...expected4.flatMap((a) => answer("localhost", a)),
     ]);
   });
@@ -109,29 +91,29 @@ describe("DNS server", () => {
       .then((all) => all.filter((a) => a.family === 6).map((a) => parseIp(a.address)!))
       .catch(() => []);
     const { server, replies } = makeServer(new SystemResolver());
-    server.handle(FROM_CLIENT, query(8, "localhost", TYPE.AAAA));
+    server.handle(FROM_CLIENT, query(8, "localhost", T.AAAA));
     await until(() => replies.length === 1);
     expect([...replies[0]!.payload]).toEqual([
       ...header(8, 0x8180, 1, expected6.length),
-      ...question("localhost", TYPE.AAAA),
+      ...question("localhost", T.AAAA),
       ...expected6.flatMap((a) => answer("localhost", a)),
     ]);
   });
 
   test("NXDOMAIN for a name that does not exist", async () => {
     const { server, replies } = makeServer(new FakeResolver(notFound));
-    server.handle(FROM_CLIENT, query(9, "no.such.name.invalid", TYPE.A));
+    server.handle(FROM_CLIENT, query(9, "no.such.name.invalid", T.A));
     await until(() => replies.length === 1);
-    expect([...replies[0]!.payload]).toEqual([...header(9, 0x8183, 1, 0), ...question("no.such.name.invalid", TYPE.A)]);
+    expect([...replies[0]!.payload]).toEqual([...header(9, 0x8183, 1, 0), ...question("no.such.name.invalid", T.A)]);
   });
 
   test("SERVFAIL when the resolver fails otherwise", async () => {
     const { server, replies, drops } = makeServer(
       new FakeResolver(() => Promise.reject(Object.assign(new Error("boom"), { code: "ESERVFAIL" }))),
     );
-    server.handle(FROM_CLIENT, query(10, "x.test", TYPE.A));
+    server.handle(FROM_CLIENT, query(10, "x.test", T.A));
     await until(() => replies.length === 1);
-    expect([...replies[0]!.payload]).toEqual([...header(10, 0x8182, 1, 0), ...question("x.test", TYPE.A)]);
+    expect([...replies[0]!.payload]).toEqual([...header(10, 0x8182, 1, 0), ...question("x.test", T.A)]);
     expect(drops.snapshot()).toEqual({ dns_lookup_failed: 1 });
   });
 
@@ -142,23 +124,23 @@ describe("DNS server", () => {
       maxInFlight: 2,
       lookupTimeoutMs: 5000,
     });
-    server.handle(FROM_CLIENT, query(1, "a.test", TYPE.A));
-    server.handle(FROM_CLIENT, query(2, "b.test", TYPE.A));
-    server.handle(FROM_CLIENT, query(3, "c.test", TYPE.A));
-    expect(replies.map((r) => [...r.payload])).toEqual([[...header(3, 0x8182, 1, 0), ...question("c.test", TYPE.A)]]);
+    server.handle(FROM_CLIENT, query(1, "a.test", T.A));
+    server.handle(FROM_CLIENT, query(2, "b.test", T.A));
+    server.handle(FROM_CLIENT, query(3, "c.test", T.A));
+    expect(replies.map((r) => [...r.payload])).toEqual([[...header(3, 0x8182, 1, 0), ...question("c.test", T.A)]]);
     clock.advance(5000);
     expect(replies.length).toBe(3);
-    expect([...replies[1]!.payload]).toEqual([...header(1, 0x8182, 1, 0), ...question("a.test", TYPE.A)]);
+    expect([...replies[1]!.payload]).toEqual([...header(1, 0x8182, 1, 0), ...question("a.test", T.A)]);
     // Regression (issue 9): the slots were held until the stuck lookups ended, so every later
     // query got SERVFAIL for as long as getaddrinfo hung.
     expect(server.lookupsInFlight).toBe(0);
-    server.handle(FROM_CLIENT, query(4, "d.test", TYPE.A));
+    server.handle(FROM_CLIENT, query(4, "d.test", T.A));
     expect(server.lookupsInFlight).toBe(1);
     release(["192.0.2.9"]);
     await until(() => replies.length === 4);
     expect([...replies[3]!.payload]).toEqual([
       ...header(4, 0x8180, 1, 1),
-      ...question("d.test", TYPE.A),
+      ...question("d.test", T.A),
       ...answer("d.test", v4(192, 0, 2, 9)),
     ]);
     expect(server.lookupsInFlight).toBe(0);
@@ -168,15 +150,15 @@ describe("DNS server", () => {
   test("NOTIMP for other types, classes and opcodes; the question and opcode are echoed", async () => {
     const resolver = new FakeResolver(async () => ["192.0.2.1"]);
     const { server, replies } = makeServer(resolver);
-    server.handle(FROM_CLIENT, query(11, "mx.test", TYPE.MX));
+    server.handle(FROM_CLIENT, query(11, "mx.test", T.MX));
     const chaos = Uint8Array.from([...header(12, 0x0100, 1, 0), ...question("version.bind", 16, 3)]);
     server.handle(FROM_CLIENT, chaos);
     // Opcode 2 (STATUS).
-    server.handle(FROM_CLIENT, query(13, "a.test", TYPE.A, 0x1100));
+    server.handle(FROM_CLIENT, query(13, "a.test", T.A, 0x1100));
     expect(replies.map((r) => [...r.payload])).toEqual([
-      [...header(11, 0x8184, 1, 0), ...question("mx.test", TYPE.MX)],
+      [...header(11, 0x8184, 1, 0), ...question("mx.test", T.MX)],
       [...header(12, 0x8184, 1, 0), ...question("version.bind", 16, 3)],
-      [...header(13, 0x9184, 1, 0), ...question("a.test", TYPE.A)],
+      [...header(13, 0x9184, 1, 0), ...question("a.test", T.A)],
     ]);
     expect(resolver.calls).toEqual([]);
   });
@@ -213,12 +195,12 @@ describe("DNS server", () => {
       resolver: new FakeResolver(async () => ["198.51.100.7"]),
     });
     try {
-      gw.onUdp(FROM_CLIENT, query(0x0a0b, "host.test", TYPE.A), new Uint8Array(0));
+      gw.onUdp(FROM_CLIENT, query(0x0a0b, "host.test", T.A), new Uint8Array(0));
       const [reply] = await netstack.waitUdp(1);
       expect(reply!.flow).toEqual(TO_CLIENT);
       expect([...reply!.payload]).toEqual([
         ...header(0x0a0b, 0x8180, 1, 1),
-        ...question("host.test", TYPE.A),
+        ...question("host.test", T.A),
         ...answer("host.test", v4(198, 51, 100, 7)),
       ]);
       expect(gw.stats()).toMatchObject({ dnsQueries: 1, liveUdp: 0, natEntriesCreated: 0 });
@@ -230,7 +212,7 @@ describe("DNS server", () => {
   test("replies of lookups finishing after close() are dropped", async () => {
     let release!: (v: string[]) => void;
     const { server, replies } = makeServer(new FakeResolver(() => new Promise((r) => (release = r))));
-    server.handle(FROM_CLIENT, query(1, "late.test", TYPE.A));
+    server.handle(FROM_CLIENT, query(1, "late.test", T.A));
     server.close();
     release(["192.0.2.1"]);
     await until(() => server.lookupsInFlight === 0);
