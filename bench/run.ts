@@ -13,12 +13,15 @@
 //
 //   bun bench/run.ts [--time S] [--runs N] [--streams N] [--only wgslirpy|reference] [--no-impair]
 //                    [--no-ipv6] [--only-rows a,b] [--syscalls] [--cpu-prof DIR] [--tcp-buffer-size N]
-// After the iperf rows, on the direct path: new TCP connections per second (--conns N fresh HTTP
-// connections in a row, default 500, --runs times, the median; 0 skips) and fairness (--fairness-flows F concurrent echo flows
+// After each path's iperf rows, on its direct path: fairness (--fairness-flows F concurrent echo flows
 // for --fairness-seconds S, default 200 for 180 s; 0 skips): the slowest flow's bytes over the median's,
 // with UDP receive-buffer drops and kernel TCP timeouts in each namespace and the gateway's TCP counters
 // (bench/fairness.ts). --fairness-control adds the same client and echo server over loopback in one
 // namespace (no tunnel); --fairness-json FILE writes every run, per-flow bytes included.
+// Last, new TCP connections per second (--conns N fresh HTTP/1.0 connections in a row, default 500;
+// 0 skips) on both direct paths in --runs pairs, each pair one run per path back to back (which
+// goes first alternates), both gateways still running from their rows: each path's median run, and
+// the median of the pairs' ratios.
 // Only the connection rate: `--only-rows none --fairness-seconds 0` (no iperf row matches "none").
 // --cpu-prof DIR: the gateway runs under `bun --cpu-prof`; its profile lands in DIR when it stops
 // (summarize with `bun bench/profile.ts DIR/*.cpuprofile`).
@@ -337,42 +340,25 @@ async function main(): Promise<number> {
   /**
    * New connections per second, both paths in turn, `runs` pairs: the machine's drift between two
    * runs minutes apart weighs on both alike, and each pair gives a ratio. The order alternates per
-   * pair. Our gateway is the one the rows warmed; the reference pair is started anew per run (its
-   * gateway-side wireguard-go keeps no per-connection state).
+   * pair. Both gateways are the ones their rows warmed and keep running; only the client's
+   * wireguard-go is swapped (the two peers' routes in the peer namespace would clash).
    */
   const measureConnsPairs = async (w: World, ours: Probe | null): Promise<void> => {
     const a: ConnsResult[] = [];
     const b: ConnsResult[] = [];
     const ratios: number[] = [];
-    // The rows' reference pair is still up (its peer's routes would clash with ours).
-    await ref?.stop();
-    ref = null;
-    const oursRun = async (i: number) => {
-      if (!ours) return undefined;
-      await w.startPeer();
+    const runOn = async (path: PathName, peer: WireGuardGo, probe: Probe, i: number) => {
+      await peer.start();
       try {
-        if (!(await ping(w)())) throw new Error("wgslirpy: no ping through the tunnel before the connections");
-        return await connsRun("wgslirpy", w, ours, i);
+        if (!(await ping(w)())) throw new Error(`${path}: no ping through the tunnel before the connections`);
+        return await connsRun(path, w, probe, i);
       } finally {
-        await w.peer.dispose();
+        await peer.stop();
       }
     };
-    const refRun = async (i: number) => {
-      if (only === "wgslirpy") return undefined;
-      await ref?.stop();
-      ref = null;
-      // startReferencePair routes inet's traffic for the tunnel back through the gw namespace again.
-      await exec(w.t.inet, ["ip", "-4", "route", "del", "192.168.76.0/24"]);
-      await exec(w.t.inet, ["ip", "-6", "route", "del", "fc00::/64"]);
-      ref = await startReferencePair(w.t, IFP, REF_GW_PORT);
-      try {
-        if (!(await ping(w)())) throw new Error("reference: no ping through the tunnel before the connections");
-        return await connsRun("reference", w, { pid: ref.gw.pid ?? -1 }, i);
-      } finally {
-        await ref.stop();
-        ref = null;
-      }
-    };
+    const oursRun = (i: number) => (ours ? runOn("wgslirpy", w.peer, ours, i) : Promise.resolve(undefined));
+    const refRun = (i: number) =>
+      ref ? runOn("reference", ref.peer, { pid: ref.gw.pid ?? -1 }, i) : Promise.resolve(undefined);
     for (let i = 1; i <= runs; i++) {
       let x: ConnsResult | undefined;
       let y: ConnsResult | undefined;
@@ -415,13 +401,15 @@ async function main(): Promise<number> {
       await measurePath("wgslirpy", w, w.peer, GW_PORT, ping(w), ourProbe);
       const rss = await w.gateway!.rssKiB();
       if (rss) process.stderr.write(`wgslirpy RSS after the runs: ${Math.round(rss / 1024)} MiB\n`);
-      await w.peer.dispose();
+      // Stopped, not disposed: the connection pairs start it again.
+      await w.peer.stop();
       // The gateway keeps running (as warm as the rows left it) for the connection pairs below.
     }
     if (only !== "wgslirpy") {
       ref = await startReferencePair(w.t, IFP, REF_GW_PORT);
       const pair = ref;
       await measurePath("reference", w, pair.peer, REF_GW_PORT, ping(w), { pid: pair.gw.pid ?? -1 });
+      await pair.peer.stop();
     }
     if (connsN > 0) await measureConnsPairs(w, ourProbe);
     await w.gateway?.stop();
