@@ -212,6 +212,20 @@ async function measureFlows(path: PathName, w: World, probe: Probe): Promise<voi
   }
 }
 
+/**
+ * Wait (at most 15 s) until the iperf3 server in inet holds no connection: the last run's close may
+ * still be on its way through the tunnel (after +50 ms, or a lost FIN), and the client's
+ * wireguard-go is about to stop; a flow left open there keeps the server busy for the next path.
+ */
+async function waitIperfIdle(w: World): Promise<void> {
+  for (let i = 0; i < 150; i++) {
+    const r = await exec(w.t.inet, ["ss", "-Htn", "state", "established", `( sport = :${PORTS.iperf} )`]);
+    if (r.stdout.trim() === "") return;
+    await Bun.sleep(100);
+  }
+  process.stderr.write(`  the iperf3 server still has a connection open after 15 s\n`);
+}
+
 /** Point the running wireguard-go peer at `endpoint` (the gateway roams on the next datagram). */
 async function setEndpoint(peer: WireGuardGo, endpoint: string): Promise<void> {
   const c = peer.config;
@@ -402,6 +416,7 @@ async function main(): Promise<number> {
       const rss = await w.gateway!.rssKiB();
       if (rss) process.stderr.write(`wgslirpy RSS after the runs: ${Math.round(rss / 1024)} MiB\n`);
       // Stopped, not disposed: the connection pairs start it again.
+      await waitIperfIdle(w);
       await w.peer.stop();
       // The gateway keeps running (as warm as the rows left it) for the connection pairs below.
     }
@@ -409,6 +424,7 @@ async function main(): Promise<number> {
       ref = await startReferencePair(w.t, IFP, REF_GW_PORT);
       const pair = ref;
       await measurePath("reference", w, pair.peer, REF_GW_PORT, ping(w), { pid: pair.gw.pid ?? -1 });
+      await waitIperfIdle(w);
       await pair.peer.stop();
     }
     if (connsN > 0) await measureConnsPairs(w, ourProbe);
