@@ -4,6 +4,8 @@
 // wireguard-go reference, with tcpdump on the peer's tunnel interface (what the client sees) and on
 // the inet host's veth (what the server sees). Prints, per path, the median time of each step of a
 // connection, measured from the client's SYN (both captures share the machine's clock):
+//   gw gets SYN   the first tunnel datagram reaches the gateway's outer interface after it (a third capture,
+//                 on the gateway's outer veth; "gw SYN-ACK", "gw gets req", "gw response" likewise)
 //   host SYN      the server sees the SYN (wgslirpy: its Bun.connect; reference: the forwarded SYN)
 //   host SYN-ACK  the server answers
 //   SYN-ACK       the client gets its SYN-ACK
@@ -27,7 +29,7 @@
 // connection whose host SYN came latest; the step table shows p90/p99/max next to the median.
 // Sends only inside its own namespaces; needs root, wireguard-go, tcpdump, tshark, python3.
 import { resolve } from "node:path";
-import { createWorld, type World } from "../harness/fixture.ts";
+import { createWorld, GW_PORT, type World } from "../harness/fixture.ts";
 import { exec, interopSkipReason, killAll, run, sleep, spawnBg, tempDir } from "../harness/netns.ts";
 import { type ReferencePair, startReferencePair } from "../harness/reference.ts";
 import { PORTS } from "../harness/servers.ts";
@@ -63,7 +65,7 @@ const SYN = 0x02;
 const ACK = 0x10;
 const FIN = 0x01;
 
-async function capture(ns: string, iface: string, file: string) {
+async function capture(ns: string, iface: string, file: string, filter = "tcp port 8080") {
   const p = spawnBg(ns, "tcpdump", [
     "tcpdump",
     "--immediate-mode",
@@ -75,7 +77,7 @@ async function capture(ns: string, iface: string, file: string) {
     "-w",
     file,
     "-U",
-    "tcp port 8080",
+    filter,
   ]);
   await p.waitFor(/listening on/, 10_000);
   return p;
@@ -88,6 +90,8 @@ async function packets(file: string): Promise<Pkt[]> {
       "tcp.flags",
       "-e",
       "tcp.len",
+      "-e",
+      "udp.dstport",
     ]),
     { timeoutMs: 60_000 },
   );
@@ -96,8 +100,14 @@ async function packets(file: string): Promise<Pkt[]> {
     .split("\n")
     .filter((l) => l)
     .map((l) => {
-      const [t, s, d, f, len] = l.split("\t");
-      return { t: Number(t) * 1000, src: Number(s), dst: Number(d), flags: Number(f), len: Number(len) };
+      const [t, s, d, f, len, udst] = l.split("\t");
+      return {
+        t: Number(t) * 1000,
+        src: Number(s),
+        dst: Number(d || udst),
+        flags: Number(f),
+        len: Number(len),
+      };
     });
 }
 
@@ -204,12 +214,17 @@ async function tracePath(path: string, w: World, peerIf: string, pid?: number): 
     });
   const peerCap = await capture(w.t.peer, peerIf, `${dir}/peer.pcap`);
   const inetCap = await capture(w.t.inet, w.t.ifs.inetToGw, `${dir}/inet.pcap`);
+  // The gateway's outer side: when the tunnel datagrams reach it and leave it (splits the gateway's
+  // own time from the peer's wireguard-go and the client).
+  const gwPort = pid ? GW_PORT : REF_GW_PORT;
+  const outerCap = await capture(w.t.gw, w.t.ifs.gwToPeer, `${dir}/outer.pcap`, `udp port ${gwPort}`);
   const r = await exec(w.t.peer, ["python3", FLOWS_PY, "conns", ADDR.inet4, String(PORTS.http), String(n)], {
     timeoutMs: n * 1000 + 30_000,
   });
   await sleep(300);
   await peerCap.stop(2000);
   await inetCap.stop(2000);
+  await outerCap.stop(2000);
   await st?.stop(2000);
   for (const p of [perf, ptrace]) {
     if (!p) continue;
@@ -221,6 +236,20 @@ async function tracePath(path: string, w: World, peerIf: string, pid?: number): 
   const hp = await packets(`${dir}/inet.pcap`);
   const client = connections(cp);
   const host = connections(hp);
+  // Outer datagrams: to the gateway (dst = its port) or from it, in time order.
+  const op = (await packets(`${dir}/outer.pcap`)).map((p) => ({ t: p.t, toGw: p.dst === gwPort }));
+  const firstAfter = (t: number | undefined, toGw: boolean): number | undefined => {
+    if (t === undefined) return undefined;
+    let lo = 0;
+    let hi = op.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (op[mid]!.t < t) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let k = lo; k < op.length && op[k]!.t < t + 20; k++) if (op[k]!.toGw === toGw) return op[k]!.t;
+    return undefined;
+  };
   if (flag("dump") && client.length > 2 && host.length > 2) dumpOne(cp, hp, client, host);
   const rows: Record<string, number[]> = {};
   const add = (k: string, v: number | undefined) => {
@@ -230,13 +259,18 @@ async function tracePath(path: string, w: World, peerIf: string, pid?: number): 
     const c = client[i]!;
     const h = host[i]!;
     const t0 = c.syn!;
+    const rel = (v: number | undefined) => (v === undefined ? undefined : v - t0);
+    add("gw gets SYN", rel(firstAfter(t0, true)));
     add("host SYN", h.syn! - t0);
     add("host SYN-ACK", h.synack! - t0);
+    add("gw SYN-ACK", rel(firstAfter(h.synack, false)));
     add("SYN-ACK", c.synack! - t0);
     add("request", c.req! - t0);
+    add("gw gets req", rel(firstAfter(c.req, true)));
     add("host request", h.req! - t0);
     add("host resp", h.resp! - t0);
     add("host FIN", h.sfin! - t0);
+    add("gw response", rel(firstAfter(h.resp, false)));
     add("response", c.resp! - t0);
     add("FIN", c.sfin! - t0);
     add("client FIN", c.cfin! - t0);
@@ -250,7 +284,7 @@ async function tracePath(path: string, w: World, peerIf: string, pid?: number): 
   };
   for (const [k, v] of Object.entries(rows))
     console.log(
-      `  ${k.padEnd(14)} ${median(v).toFixed(3).padStart(8)} ms   p90 ${pct(v, 0.9).toFixed(3).padStart(8)}   p99 ${pct(v, 0.99).toFixed(3).padStart(8)}   max ${pct(v, 1).toFixed(3).padStart(8)}`,
+      `  ${k.padEnd(14)} ${median(v).toFixed(3).padStart(8)} ms   mean ${(v.reduce((a, b) => a + b, 0) / Math.max(1, v.length)).toFixed(3).padStart(8)}   p90 ${pct(v, 0.9).toFixed(3).padStart(8)}   p99 ${pct(v, 0.99).toFixed(3).padStart(8)}   max ${pct(v, 1).toFixed(3).padStart(8)}`,
     );
 }
 
