@@ -65,7 +65,7 @@ const SYN = 0x02;
 const ACK = 0x10;
 const FIN = 0x01;
 
-async function capture(ns: string, iface: string, file: string, filter = "tcp port 8080") {
+async function capture(ns: string, iface: string, file: string, filter = `tcp port ${PORTS.http}`) {
   const p = spawnBg(ns, "tcpdump", [
     "tcpdump",
     "--immediate-mode",

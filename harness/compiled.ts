@@ -54,3 +54,18 @@ export async function compiledBinary(
   }
   return { path, built: true, buildMs: performance.now() - t0 };
 }
+
+/**
+ * How to run the linux-arm64 build here: directly on an arm64 host, else under qemu-user
+ * (qemu-user-static with Debian's libc6:arm64). `slow` scales time bounds under emulation;
+ * `missing` names what is not installed (the suite's skip reason; a failure under CI).
+ */
+export function arm64Runner(): { runner: string[]; slow: number; missing: string | null } {
+  if (process.arch === "arm64") return { runner: [], slow: 1, missing: null };
+  const qemu = Bun.which("qemu-aarch64-static");
+  if (qemu === null) return { runner: [], slow: 1, missing: "qemu-aarch64-static (Debian package qemu-user-static)" };
+  const missing = existsSync("/lib/ld-linux-aarch64.so.1")
+    ? null
+    : "/lib/ld-linux-aarch64.so.1 (Debian package libc6:arm64, after dpkg --add-architecture arm64)";
+  return { runner: [qemu], slow: 5, missing };
+}

@@ -4,18 +4,12 @@
  * qemu-user (qemu-user-static with Debian's libc6:arm64, which .ci/run installs), natively on an
  * arm64 one.
  */
-import { existsSync } from "node:fs";
+import { arm64Runner } from "../../harness/compiled.ts";
 import { describeOrSkip } from "../../harness/gate.ts";
 import { compiledBinarySuite } from "./compiled-suite.ts";
 
-const qemu = process.arch === "arm64" ? "" : Bun.which("qemu-aarch64-static");
-const skip =
-  qemu === null
-    ? "qemu-aarch64-static (Debian package qemu-user-static)"
-    : qemu !== "" && !existsSync("/lib/ld-linux-aarch64.so.1")
-      ? "/lib/ld-linux-aarch64.so.1 (Debian package libc6:arm64, after dpkg --add-architecture arm64)"
-      : null;
+const { runner, slow, missing } = arm64Runner();
 
-describeOrSkip(skip, "compiled linux-arm64 binary", () => {
-  compiledBinarySuite("linux-arm64", "arm64", qemu ? [qemu] : [], qemu ? 5 : 1);
+describeOrSkip(missing, "compiled linux-arm64 binary", () => {
+  compiledBinarySuite("linux-arm64", "arm64", runner, slow);
 });
