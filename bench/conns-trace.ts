@@ -252,14 +252,21 @@ async function tracePath(path: string, w: World, peerIf: string, pid?: number): 
   };
   if (flag("dump") && client.length > 2 && host.length > 2) dumpOne(cp, hp, client, host);
   const rows: Record<string, number[]> = {};
+  /** This connection's steps by name (for the per-step times below). */
+  let one: Record<string, number> = {};
+  const perConn: Record<string, number>[] = [];
   const add = (k: string, v: number | undefined) => {
-    if (v !== undefined) (rows[k] ??= []).push(v);
+    if (v === undefined) return;
+    (rows[k] ??= []).push(v);
+    one[k] = v;
   };
   for (let i = 0; i < client.length && i < host.length; i++) {
     const c = client[i]!;
     const h = host[i]!;
     const t0 = c.syn!;
     const rel = (v: number | undefined) => (v === undefined ? undefined : v - t0);
+    one = {};
+    perConn.push(one);
     add("gw gets SYN", rel(firstAfter(t0, true)));
     add("host SYN", h.syn! - t0);
     add("host SYN-ACK", h.synack! - t0);
@@ -277,6 +284,36 @@ async function tracePath(path: string, w: World, peerIf: string, pid?: number): 
     const next = client[i + 1];
     if (next) add("next SYN", next.syn! - t0);
   }
+  // Per connection, each step after the previous one in this order (the steps of the rows above that
+  // follow each other in time on the critical path).
+  const chain = [
+    "gw gets SYN",
+    "host SYN",
+    "host SYN-ACK",
+    "gw SYN-ACK",
+    "SYN-ACK",
+    "request",
+    "gw gets req",
+    "host request",
+    "host resp",
+    "gw response",
+    "response",
+    "FIN",
+    "client FIN",
+    "next SYN",
+  ];
+  const deltas: Record<string, number[]> = {};
+  for (const c of perConn) {
+    if (!chain.every((k) => c[k] !== undefined)) continue;
+    let prev = 0;
+    let prevName = "client SYN";
+    for (const k of chain) {
+      const v = c[k]!;
+      (deltas[`${prevName} -> ${k}`] ??= []).push(v - prev);
+      prev = v;
+      prevName = k;
+    }
+  }
   console.log(`\n${path}: ${r.stdout.trim()}  (${client.length} client / ${host.length} host connections seen)`);
   const pct = (xs: number[], q: number) => {
     const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
@@ -286,6 +323,15 @@ async function tracePath(path: string, w: World, peerIf: string, pid?: number): 
     console.log(
       `  ${k.padEnd(14)} ${median(v).toFixed(3).padStart(8)} ms   mean ${(v.reduce((a, b) => a + b, 0) / Math.max(1, v.length)).toFixed(3).padStart(8)}   p90 ${pct(v, 0.9).toFixed(3).padStart(8)}   p99 ${pct(v, 0.99).toFixed(3).padStart(8)}   max ${pct(v, 1).toFixed(3).padStart(8)}`,
     );
+  // Where the mean goes: each step's own time (from the step before it, per connection), so a tail
+  // (a pause in one step) shows as that step's mean well above its median.
+  console.log("  each step's own time (ms; a mean far above the median is a tail):");
+  for (const [k, v] of Object.entries(deltas)) {
+    const mean = v.reduce((a, b) => a + b, 0) / Math.max(1, v.length);
+    console.log(
+      `    ${k.padEnd(30)} median ${median(v).toFixed(3).padStart(7)}   mean ${mean.toFixed(3).padStart(7)}   over 0.5 ms ${v.filter((x) => x > 0.5).length}`,
+    );
+  }
 }
 
 interface Rate {

@@ -21,7 +21,9 @@
 // Last, new TCP connections per second (--conns N fresh HTTP/1.0 connections in a row, default 500;
 // 0 skips) on both direct paths in --runs pairs, each pair one run per path back to back (which
 // goes first alternates), both gateways still running from their rows: each path's median run, and
-// the median of the pairs' ratios.
+// the median of the pairs' ratios. Before the pairs each path runs --conns-warmup N connections
+// (default: --conns; 0: none), printed but not counted: the rows warm the data path, not connection
+// setup, whose JIT compilation a long-running gateway paid long ago.
 // Only the connection rate: `--only-rows none --fairness-seconds 0` (no iperf row matches "none").
 // --cpu-prof DIR: the gateway runs under `bun --cpu-prof`; its profile lands in DIR when it stops
 // (summarize with `bun bench/profile.ts DIR/*.cpuprofile`).
@@ -64,6 +66,13 @@ const runs = Math.min(9, Math.max(1, Number(arg("runs", "1"))));
 const withSyscalls = flag("syscalls");
 const cpuProfDir = arg("cpu-prof", "");
 const connsN = Math.min(5000, Math.max(0, Number(arg("conns", "500"))));
+/**
+ * Connections each path runs before the timed pairs (0: none). The throughput rows warm the data
+ * path but not connection setup: a gateway's first ~500 connections pay JSC's compilation of it
+ * (measured 0.36 CPU-ms per connection of JIT threads, against 0.08 after), which a long-running
+ * gateway has long paid. The warm-up runs are printed, not counted.
+ */
+const connsWarmup = Math.min(5000, Math.max(0, Number(arg("conns-warmup", String(connsN)))));
 const fairFlows = Math.min(1000, Math.max(1, Number(arg("fairness-flows", "200"))));
 const fairSeconds = Math.min(600, Math.max(0, Number(arg("fairness-seconds", "180"))));
 const FLOWS_PY = resolve(import.meta.dir, "py/flows.py");
@@ -132,6 +141,8 @@ const extra: Partial<Record<PathName, { conns?: ConnsResult; fairness?: Fairness
 let fairLoopback: FairnessRun | undefined;
 /** wgslirpy ÷ reference connections per second, one per pair of runs (measureConnsPairs). */
 let connsRatios: number[] = [];
+/** The untimed warm-up run of each path (conns/s), printed beside the result. */
+const connsWarmups: Partial<Record<PathName, ConnsResult>> = {};
 
 async function runJson<T>(ns: string, argv: string[], timeoutMs: number): Promise<T | undefined> {
   const r = await exec(ns, argv, { timeoutMs });
@@ -166,14 +177,22 @@ function describeThreads(a: Map<string, number>, b: Map<string, number>, n: numb
 }
 
 /** One run of `connsN` fresh connections in a row on the direct path of `path`. */
-async function connsRun(path: PathName, w: World, probe: Probe, run: number): Promise<ConnsResult | undefined> {
-  process.stderr.write(`${path}: ${connsN} connections in a row (run ${run} of ${runs})...\n`);
+async function connsRun(
+  path: PathName,
+  w: World,
+  probe: Probe,
+  run: number,
+  count = connsN,
+): Promise<ConnsResult | undefined> {
+  process.stderr.write(
+    `${path}: ${count} connections in a row (${run === 0 ? "warm-up, not counted" : `run ${run} of ${runs}`})...\n`,
+  );
   const t0 = await cpuSeconds(probe.pid);
   const th0 = await threadCpu(probe.pid);
   const r = await runJson<ConnsResult>(
     w.t.peer,
-    ["python3", FLOWS_PY, "conns", ADDR.inet4, String(PORTS.http), String(connsN)],
-    connsN * 1000 + 30_000,
+    ["python3", FLOWS_PY, "conns", ADDR.inet4, String(PORTS.http), String(count)],
+    count * 1000 + 30_000,
   );
   if (!r) return undefined;
   r.cpuS = (await cpuSeconds(probe.pid)) - t0;
@@ -365,7 +384,7 @@ async function main(): Promise<number> {
       await peer.start();
       try {
         if (!(await ping(w)())) throw new Error(`${path}: no ping through the tunnel before the connections`);
-        return await connsRun(path, w, probe, i);
+        return await connsRun(path, w, probe, i, i === 0 ? connsWarmup : connsN);
       } finally {
         await peer.stop();
       }
@@ -373,6 +392,12 @@ async function main(): Promise<number> {
     const oursRun = (i: number) => (ours ? runOn("wgslirpy", w.peer, ours, i) : Promise.resolve(undefined));
     const refRun = (i: number) =>
       ref ? runOn("reference", ref.peer, { pid: ref.gw.pid ?? -1 }, i) : Promise.resolve(undefined);
+    if (connsWarmup > 0) {
+      const x = await oursRun(0);
+      const y = await refRun(0);
+      if (x) connsWarmups.wgslirpy = x;
+      if (y) connsWarmups.reference = y;
+    }
     for (let i = 1; i <= runs; i++) {
       let x: ConnsResult | undefined;
       let y: ConnsResult | undefined;
@@ -500,6 +525,13 @@ async function main(): Promise<number> {
       `new TCP connections (${connsN} HTTP GETs in a row; ${runs} runs per path, in pairs, alternating which goes first; median): ` +
         `wgslirpy ${c(a?.conns)}, ref ${c(b?.conns)}, ratio ${r}`,
     );
+    const wa = connsWarmups.wgslirpy;
+    const wb = connsWarmups.reference;
+    if (wa || wb)
+      console.log(
+        `  warm-up before the pairs (${connsWarmup} connections per path, not counted): wgslirpy ${c(wa)}, ref ${c(wb)}` +
+          (wa && wb && wb.perSecond > 0 ? `, ratio ${(wa.perSecond / wb.perSecond).toFixed(2)}x` : ""),
+      );
   }
   if (fairSeconds > 0) {
     console.log(`fairness (${fairFlows} echo flows, ${fairSeconds} s):`);
