@@ -69,8 +69,8 @@ const connsN = Math.min(5000, Math.max(0, Number(arg("conns", "500"))));
 /**
  * Connections each path runs before the timed pairs (0: none). The throughput rows warm the data
  * path but not connection setup: a gateway's first ~500 connections pay JSC's compilation of it
- * (measured 0.36 CPU-ms per connection of JIT threads, against 0.08 after), which a long-running
- * gateway has long paid. The warm-up runs are printed, not counted.
+ * (measured 0.34-0.36 CPU-ms per connection of JIT threads, against 0.06-0.26 in the next 1,500),
+ * which a long-running gateway has long paid. The warm-up runs are printed, not counted.
  */
 const connsWarmup = Math.min(5000, Math.max(0, Number(arg("conns-warmup", String(connsN)))));
 const fairFlows = Math.min(1000, Math.max(1, Number(arg("fairness-flows", "200"))));
