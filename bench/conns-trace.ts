@@ -171,6 +171,7 @@ function dumpOne(cp: Pkt[], hp: Pkt[], client: Record<string, number>[], host: R
     );
 }
 
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 const median = (xs: number[]) => {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   return s.length ? s[Math.floor(s.length / 2)]! : Number.NaN;
@@ -251,22 +252,18 @@ async function tracePath(path: string, w: World, peerIf: string, pid?: number): 
     return undefined;
   };
   if (flag("dump") && client.length > 2 && host.length > 2) dumpOne(cp, hp, client, host);
-  const rows: Record<string, number[]> = {};
-  /** This connection's steps by name (for the per-step times below). */
-  let one: Record<string, number> = {};
+  /** Each connection's steps by name, in ms from its client SYN (a step not seen is absent). */
   const perConn: Record<string, number>[] = [];
-  const add = (k: string, v: number | undefined) => {
-    if (v === undefined) return;
-    (rows[k] ??= []).push(v);
-    one[k] = v;
-  };
   for (let i = 0; i < client.length && i < host.length; i++) {
     const c = client[i]!;
     const h = host[i]!;
     const t0 = c.syn!;
     const rel = (v: number | undefined) => (v === undefined ? undefined : v - t0);
-    one = {};
+    const one: Record<string, number> = {};
     perConn.push(one);
+    const add = (k: string, v: number | undefined) => {
+      if (v !== undefined) one[k] = v;
+    };
     add("gw gets SYN", rel(firstAfter(t0, true)));
     add("host SYN", h.syn! - t0);
     add("host SYN-ACK", h.synack! - t0);
@@ -302,6 +299,8 @@ async function tracePath(path: string, w: World, peerIf: string, pid?: number): 
     "client FIN",
     "next SYN",
   ];
+  const rows: Record<string, number[]> = {};
+  for (const c of perConn) for (const [k, v] of Object.entries(c)) (rows[k] ??= []).push(v);
   const deltas: Record<string, number[]> = {};
   for (const c of perConn) {
     if (!chain.every((k) => c[k] !== undefined)) continue;
@@ -321,15 +320,14 @@ async function tracePath(path: string, w: World, peerIf: string, pid?: number): 
   };
   for (const [k, v] of Object.entries(rows))
     console.log(
-      `  ${k.padEnd(14)} ${median(v).toFixed(3).padStart(8)} ms   mean ${(v.reduce((a, b) => a + b, 0) / Math.max(1, v.length)).toFixed(3).padStart(8)}   p90 ${pct(v, 0.9).toFixed(3).padStart(8)}   p99 ${pct(v, 0.99).toFixed(3).padStart(8)}   max ${pct(v, 1).toFixed(3).padStart(8)}`,
+      `  ${k.padEnd(14)} ${median(v).toFixed(3).padStart(8)} ms   mean ${mean(v).toFixed(3).padStart(8)}   p90 ${pct(v, 0.9).toFixed(3).padStart(8)}   p99 ${pct(v, 0.99).toFixed(3).padStart(8)}   max ${pct(v, 1).toFixed(3).padStart(8)}`,
     );
   // Where the mean goes: each step's own time (from the step before it, per connection), so a tail
   // (a pause in one step) shows as that step's mean well above its median.
   console.log("  each step's own time (ms; a mean far above the median is a tail):");
   for (const [k, v] of Object.entries(deltas)) {
-    const mean = v.reduce((a, b) => a + b, 0) / Math.max(1, v.length);
     console.log(
-      `    ${k.padEnd(30)} median ${median(v).toFixed(3).padStart(7)}   mean ${mean.toFixed(3).padStart(7)}   over 0.5 ms ${v.filter((x) => x > 0.5).length}`,
+      `    ${k.padEnd(30)} median ${median(v).toFixed(3).padStart(7)}   mean ${mean(v).toFixed(3).padStart(7)}   over 0.5 ms ${v.filter((x) => x > 0.5).length}`,
     );
   }
 }
